@@ -1,0 +1,49 @@
+"""The model registry: list models and versions, switch the active version at run time."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import APIRouter, Request
+
+from megacity.api.context import read_json, validate
+from megacity.api.schemas import ERROR_RESPONSES, ActivateRequest, RegistryView
+from megacity.api.services import Services
+from megacity.errors import Forbidden, Unauthorized
+
+router = APIRouter(tags=["registry"])
+log = logging.getLogger("megacity.admin")
+
+
+@router.get("/api/v1/models/registry", response_model=RegistryView)
+async def registry(request: Request) -> RegistryView:
+    services: Services = request.app.state.services
+    return RegistryView(models=services.registry.describe())
+
+
+@router.post("/api/v1/models/{name}/activate", responses=ERROR_RESPONSES)
+async def activate(name: str, request: Request) -> dict[str, object]:
+    """Switch a model's active version (needs the admin token as a bearer token)."""
+    services: Services = request.app.state.services
+    _require_admin(request, services)
+    body = validate(ActivateRequest, await read_json(request, 4096))
+    resolved = services.registry.activate(name, body.version)
+    log.info("model version activated", extra={"model": resolved.name, "version": resolved.version})
+    return {
+        "name": resolved.name,
+        "active_version": resolved.version,
+        "served_as": resolved.served_as,
+    }
+
+
+def _require_admin(request: Request, services: Services) -> None:
+    token = services.settings.admin_token
+    if token is None:
+        raise Forbidden("model activation is disabled: no admin token is configured")
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not value:
+        raise Unauthorized("admin bearer token required", headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
+        raise Forbidden("invalid admin token")

@@ -1,0 +1,71 @@
+"""create_app(settings): the FastAPI application of the AI Router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import ORJSONResponse as _JSON
+
+import megacity
+from megacity.api import admin, errors, openai, ops, tutor
+from megacity.api.middleware import RequestMiddleware
+from megacity.api.services import Services
+from megacity.config.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the router app; nothing global, so tests can build as many as they like."""
+    services = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="MegaCity AI Router",
+        version=megacity.__version__,
+        lifespan=lifespan,
+        default_response_class=_JSON,
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(openai.router)
+    app.include_router(tutor.build_router(services.strategies))
+    app.include_router(admin.router)
+    app.include_router(ops.router)
+    app.add_middleware(
+        RequestMiddleware, metrics=services.metrics, request_log=settings.request_log
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the chat/completion bodies the handlers parse themselves."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for path, model in (
+        ("/v1/chat/completions", openai.CHAT_BODY),
+        ("/v1/completions", openai.COMPLETION_BODY),
+    ):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[model.__name__] = body
+        schema["paths"][path]["post"]["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+        }
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,94 @@
+"""Reading a request: the X-* routing headers, a request id, and a bounded JSON body."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from megacity.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from megacity.routing.context import RequestContext
+
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}$")
+
+
+def request_id(request: Request) -> str:
+    """The id the middleware gave this request (the client's X-Request-Id when safe)."""
+    rid = request.scope.get("state", {}).get("request_id")
+    return str(rid) if rid else os.urandom(8).hex()
+
+
+def _header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is None or value == "":
+        return None
+    if not _SAFE_VALUE.match(value):
+        raise BadRequest(f"header {name} has an invalid value", code="invalid_header", param=name)
+    return value
+
+
+def routing_context(request: Request) -> RequestContext:
+    """X-Zone, X-Locale, X-User-Id, X-Region and X-Prompt-Strategy as a RequestContext."""
+    return RequestContext(
+        request_id=request_id(request),
+        zone=_header(request, "x-zone"),
+        locale=_header(request, "x-locale"),
+        user_id=_header(request, "x-user-id"),
+        region=_header(request, "x-region"),
+        strategy=_header(request, "x-prompt-strategy"),
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("invalid Content-Length", code="invalid_header")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"request body over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """A bounded body parsed as a JSON object; 400/413/415 in the envelope otherwise."""
+    ctype = request.headers.get("content-type", "application/json").split(";", 1)[0].strip()
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"expected application/json, got {ctype!r}")
+    raw = await read_body(request, limit)
+    if not raw:
+        raise BadRequest("request body is empty; expected a JSON object", code="invalid_json")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the JSON body must be an object", code="invalid_json")
+    return data
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    """Validate a parsed body against its schema; 400 naming the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        where = f"{param}: " if param else ""
+        raise BadRequest(f"{where}{first['msg']}{more}", param=param) from None

@@ -1,0 +1,81 @@
+"""Pure ASGI middleware: request id, request metrics and one JSON log line per request."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from megacity.observability.metrics import Metrics
+
+log = logging.getLogger("megacity.access")
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestMiddleware:
+    """Times every HTTP request to its last byte; handlers put labels in scope['state']['route']."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, request_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.request_log = request_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = _request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state["started"] = started
+        status = 500
+        rid_header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, state, status, time.perf_counter() - started, rid)
+
+    def _record(
+        self, scope: Scope, state: dict[str, Any], status: int, seconds: float, rid: str
+    ) -> None:
+        route = state.get("route")
+        if route is None:
+            return  # health, metrics, docs: not counted as AI requests
+        engine, model, node, zone = route
+        self.metrics.observe_request((engine, model, node, zone, str(status)), seconds)
+        if self.request_log:
+            log.info(
+                "request",
+                extra={
+                    "request_id": rid,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round(seconds * 1000, 2),
+                    "engine": engine,
+                    "model": model,
+                    "node": node,
+                    "zone": zone,
+                    "tier": state.get("tier"),
+                },
+            )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value.decode() if _SAFE_ID.match(value) else os.urandom(8).hex()
+    return os.urandom(8).hex()

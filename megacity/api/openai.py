@@ -1,0 +1,64 @@
+"""OpenAI-compatible endpoints: /v1/chat/completions, /v1/completions, /v1/models."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from megacity.api.context import read_json, routing_context, validate
+from megacity.api.responses import answer_response
+from megacity.api.schemas import (
+    ERROR_RESPONSES,
+    ChatCompletionRequest,
+    CompletionRequest,
+    ModelCard,
+    ModelList,
+)
+from megacity.api.services import Services
+from megacity.config.topology import Engine
+from megacity.routing.selector import AUTO
+
+router = APIRouter(tags=["openai"])
+
+# The handlers read the body themselves: client fields the router does not know pass
+# through to the engine untouched, and the schemas below are what OpenAPI shows.
+CHAT_BODY = ChatCompletionRequest
+COMPLETION_BODY = CompletionRequest
+
+
+@router.post("/v1/chat/completions", responses=ERROR_RESPONSES, summary="Chat completion")
+async def chat_completions(request: Request) -> Response:
+    services: Services = request.app.state.services
+    state = request.scope["state"]
+    state["route"] = ("llm", "", "", "")
+    ctx = routing_context(request)
+    payload = await read_json(request, services.settings.max_body_bytes)
+    validate(ChatCompletionRequest, payload)
+    answer = await services.llm.chat(ctx, payload, state["started"])
+    return answer_response(request, answer)
+
+
+@router.post("/v1/completions", responses=ERROR_RESPONSES, summary="Text completion")
+async def completions(request: Request) -> Response:
+    services: Services = request.app.state.services
+    state = request.scope["state"]
+    state["route"] = ("llm", "", "", "")
+    ctx = routing_context(request)
+    payload = await read_json(request, services.settings.max_body_bytes)
+    validate(CompletionRequest, payload)
+    answer = await services.llm.complete(ctx, payload, state["started"])
+    return answer_response(request, answer)
+
+
+@router.get("/v1/models", response_model=ModelList, summary="Models and aliases")
+async def list_models(request: Request) -> ModelList:
+    services: Services = request.app.state.services
+    created = int(services.started_at)
+    cards = [ModelCard(id=AUTO, created=created, root=AUTO)]
+    for name in services.registry.names(Engine.LLM):
+        model = services.registry.model(name)
+        cards.append(
+            ModelCard(id=name, created=created, root=services.registry.resolve(name).served_as)
+        )
+        cards.extend(ModelCard(id=a, created=created, parent=name) for a in model.aliases)
+    return ModelList(data=cards)

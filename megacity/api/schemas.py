@@ -1,0 +1,99 @@
+"""Request and response schemas of the HTTP API (the OpenAPI document is built from them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_MESSAGES = 512
+MAX_MODEL_NAME = 256
+
+
+class ContentPart(BaseModel):
+    """One part of a multimodal message: text, image_url, input_audio, …"""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(max_length=64)
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = Field(default=None, max_length=256)
+
+
+class _Sampling(BaseModel):
+    """Fields the router reads; any other OpenAI/vLLM field passes through untouched."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=MAX_MODEL_NAME, description="name, alias or auto")
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=16)
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str] = Field(description="a prompt or a list of prompts")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "megacity"
+    root: str | None = None
+    parent: str | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ActivateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=128)
+
+
+class TutorOptions(BaseModel):
+    """Options every tutor strategy accepts beside its own typed fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default="auto", min_length=1, max_length=MAX_MODEL_NAME)
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class RegistryView(BaseModel):
+    models: list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope} for status in (400, 403, 404, 413, 502, 503, 504)
+}

@@ -1,0 +1,72 @@
+"""The composition root: every component the handlers use, built once from the settings."""
+
+from __future__ import annotations
+
+import time
+
+from megacity.config.settings import Settings
+from megacity.config.topology import Topology
+from megacity.engines.openai_http import OpenAIHTTPClient, Timeouts
+from megacity.observability.metrics import Metrics
+from megacity.prompts.library import StrategyLibrary
+from megacity.routing.balancer import Balancer
+from megacity.routing.dispatch import Dispatcher
+from megacity.routing.gateway import LLMGateway
+from megacity.routing.health import HealthMonitor
+from megacity.routing.registry import ModelRegistry
+from megacity.routing.selector import ModelSelector
+
+
+class Services:
+    """Holds the router's components; `start()`/`stop()` run in the app's lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topology: Topology = settings.topo
+        self.started_at = time.time()
+        self.registry = ModelRegistry(self.topology)
+        self.selector = ModelSelector(self.topology, self.registry)
+        self.strategies = StrategyLibrary.load()
+        self.balancer = Balancer(
+            self.topology,
+            default_region=settings.region,
+            breaker_failures=settings.breaker_failures,
+            breaker_reset_s=settings.breaker_reset_s,
+        )
+        self.metrics = Metrics(lambda: self.balancer.nodes.values())
+        self.client = OpenAIHTTPClient(
+            Timeouts(
+                connect_s=settings.connect_timeout_s,
+                first_byte_s=settings.first_byte_timeout_s,
+                read_s=settings.read_timeout_s,
+            )
+        )
+        self.dispatcher = Dispatcher(
+            self.balancer,
+            self.client,
+            self.metrics,
+            queue_timeout_s=settings.queue_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        self.llm = LLMGateway(self.selector, self.strategies, self.dispatcher)
+        self.health: HealthMonitor | None = None
+        for state in self.balancer.nodes.values():
+            if state.node.in_process:
+                # In-process engines register themselves here once they are built in.
+                state.healthy = False
+                state.health_reason = f"in-process {state.node.engine} engine is not available"
+
+    async def start(self) -> None:
+        await self.client.start()
+        self.health = HealthMonitor(
+            self.balancer.nodes.values(),
+            self.client.session,
+            interval_s=self.settings.health_interval_s,
+            timeout_s=self.settings.health_timeout_s,
+        )
+        await self.health.start()
+
+    async def stop(self) -> None:
+        if self.health is not None:
+            await self.health.stop()
+        await self.client.close()

@@ -1,0 +1,183 @@
+"""The `megacity` command: serve the router, check a topology, run stand-in engines."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+log = logging.getLogger("megacity.cli")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `megacity` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="megacity", description="MegaCity AI Router")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the AI Router")
+    _config_args(serve)
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser(
+        "demo", help="run the router plus stand-in LLM servers for its loopback LLM nodes"
+    )
+    _config_args(demo)
+    demo.set_defaults(func=_demo)
+
+    check = sub.add_parser("check-config", help="validate a topology file and exit")
+    check.add_argument("config", type=Path)
+    check.set_defaults(func=_check)
+
+    standin = sub.add_parser("standin", help="run a stand-in vLLM server (tests, demos)")
+    standin.add_argument("--host", default="127.0.0.1")
+    standin.add_argument("--port", type=int, required=True)
+    standin.add_argument("--name", default="standin")
+    standin.add_argument("--latency-ms", type=float, default=0.0)
+    standin.add_argument("--chunk-ms", type=float, default=0.0)
+    standin.add_argument("--chunks", type=int, default=8)
+    standin.add_argument("--models", nargs="*", default=[])
+    standin.set_defaults(func=_standin)
+    return parser
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="topology YAML (default: examples/topology.yaml)")
+    p.add_argument("--host", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default 8000)")
+
+
+def _load_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from megacity.config.settings import Settings
+    from megacity.config.topology import TopologyError
+
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    try:
+        return Settings.load(args.config, **overrides)
+    except TopologyError as exc:
+        print(f"megacity: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"megacity: invalid settings (MEGACITY_* environment):\n{exc}", file=sys.stderr)
+    return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _load_settings(args)
+    if settings is None:
+        return 2
+    import uvicorn
+
+    from megacity.api.app import create_app
+    from megacity.observability.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # e.g. an invalid prompt strategy file
+        print(f"megacity: {exc}", file=sys.stderr)
+        return 2
+    log.info(
+        "router starting",
+        extra={"host": settings.host, "port": settings.port, "config": str(settings.config)},
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from megacity.config.topology import TopologyError, load_topology
+
+    try:
+        topo = load_topology(args.config)
+    except TopologyError as exc:
+        print(f"megacity: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{args.config}: ok — {len(topo.regions)} regions, {len(topo.nodes)} nodes,"
+        f" {len(topo.models)} models, {len(topo.zones)} zones"
+    )
+    return 0
+
+
+def _standin(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from megacity.testing import StandinConfig, StandinLLM
+
+    config = StandinConfig(
+        name=args.name,
+        latency_ms=args.latency_ms,
+        chunk_ms=args.chunk_ms,
+        chunks=args.chunks,
+        models=list(args.models),
+    )
+    uvicorn.run(
+        StandinLLM(config),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = _load_settings(args)
+    if settings is None:
+        return 2
+    children = []
+    for node in settings.topo.nodes:
+        url = urlsplit(node.url)
+        if node.engine != "llm" or url.hostname not in LOOPBACK or url.port is None:
+            continue
+        cmd = [
+            sys.executable,
+            "-m",
+            "megacity",
+            "standin",
+            "--port",
+            str(url.port),
+            "--name",
+            node.name,
+            "--models",
+            *node.models,
+        ]
+        children.append(subprocess.Popen(cmd, env=os.environ.copy()))
+        print(f"megacity demo: stand-in LLM {node.name} on {node.url}", file=sys.stderr)
+    time.sleep(0.3 if children else 0)
+    try:
+        return _serve(args)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=5)

@@ -1,0 +1,55 @@
+"""The one settings object: environment variables (MEGACITY_*) plus the topology file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from megacity.config.topology import Topology, load_topology
+
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
+
+
+class Settings(BaseSettings):
+    """Router settings; build once with `Settings.load()` and pass it to `create_app`."""
+
+    model_config = SettingsConfigDict(env_prefix="MEGACITY_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    config: Path = DEFAULT_TOPOLOGY
+    region: str | None = None  # this router's own region; X-Region overrides it per request
+    admin_token: SecretStr | None = None
+    log_level: str = "INFO"
+    request_log: bool = True
+
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    first_byte_timeout_s: float = Field(default=60.0, gt=0)  # until the upstream's headers
+    read_timeout_s: float = Field(default=60.0, gt=0)  # between two chunks of a body / stream
+    queue_timeout_s: float = Field(default=2.0, ge=0)  # wait for a free slot when all are full
+    retry_after_s: int = Field(default=1, ge=1)
+
+    health_interval_s: float = Field(default=2.0, gt=0)
+    health_timeout_s: float = Field(default=1.0, gt=0)
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_reset_s: float = Field(default=5.0, gt=0)
+
+    topology: Topology | None = None  # set by load(); tests may pass one directly
+
+    @classmethod
+    def load(cls, config: Path | str | None = None, **overrides: object) -> Settings:
+        """Read the environment and the topology file (`config` wins over MEGACITY_CONFIG)."""
+        if config is not None:
+            overrides["config"] = Path(config)
+        base = cls(**overrides)  # type: ignore[arg-type]
+        topo = base.topology or load_topology(base.config)
+        return base.model_copy(update={"topology": topo})
+
+    @property
+    def topo(self) -> Topology:
+        if self.topology is None:
+            raise RuntimeError("settings were built without a topology; use Settings.load()")
+        return self.topology

@@ -1,0 +1,1 @@
+"""Engines: one interface, two forms — in-process (local) or HTTP (remote node)."""

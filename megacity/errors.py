@@ -1,0 +1,103 @@
+"""Domain exceptions; the API turns each into the one OpenAI-style error envelope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MegaCityError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+        self.headers = headers or {}
+        self.extra = extra
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON body: {"error": {"message", "type", "code", "param", ...}}."""
+        body: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "code": self.code,
+            "param": self.param,
+        }
+        body.update(self.extra)
+        return {"error": body}
+
+
+class BadRequest(MegaCityError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class Unauthorized(MegaCityError):
+    status = 401
+    type = "authentication_error"
+    code = "unauthorized"
+
+
+class Forbidden(MegaCityError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class NotFound(MegaCityError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class PayloadTooLarge(MegaCityError):
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(MegaCityError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class ServiceUnavailable(MegaCityError):
+    """No node can take the request now (all down, or all full); carries Retry-After."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "no_capacity"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, **kwargs: Any) -> None:
+        headers = {"Retry-After": str(retry_after_s), **kwargs.pop("headers", {})}
+        super().__init__(message, headers=headers, **kwargs)
+
+
+class UpstreamError(MegaCityError):
+    """The engine node failed (connection error, 5xx, broken stream)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_failed"
+
+
+class UpstreamTimeout(MegaCityError):
+    status = 504
+    type = "upstream_error"
+    code = "upstream_timeout"

@@ -1,0 +1,104 @@
+"""Prometheus metrics, in a registry owned by the app (no global default registry)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from megacity.routing.balancer import NodeState
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_ROUTE_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01)
+
+
+class _NodeCollector(Collector):
+    """Reads node state at scrape time, so the request path never updates node gauges."""
+
+    def __init__(self, states: Callable[[], Iterable[NodeState]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterator[Metric]:
+        in_flight = GaugeMetricFamily(
+            "megacity_node_in_flight",
+            "Requests this router has in flight per node",
+            labels=["node"],
+        )
+        healthy = GaugeMetricFamily(
+            "megacity_node_healthy", "1 if the last health probe passed", labels=["node"]
+        )
+        breaker = GaugeMetricFamily(
+            "megacity_node_breaker_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open",
+            labels=["node"],
+        )
+        queue = GaugeMetricFamily(
+            "megacity_node_reported_waiting", "Queue length the node reported", labels=["node"]
+        )
+        for s in self._states():
+            in_flight.add_metric([s.name], s.in_flight)
+            healthy.add_metric([s.name], 1.0 if s.healthy else 0.0)
+            breaker.add_metric([s.name], int(s.breaker.state))
+            queue.add_metric([s.name], s.reported_waiting)
+        yield from (in_flight, healthy, breaker, queue)
+
+
+class Metrics:
+    """Request counters/histograms by engine, model, node, zone, status; errors; failovers."""
+
+    def __init__(self, states: Callable[[], Iterable[NodeState]] = list) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["engine", "model", "node", "zone", "status"]
+        self._requests = Counter(
+            "megacity_requests", "Requests answered", labels, registry=self.registry
+        )
+        self._latency = Histogram(
+            "megacity_request_duration_seconds",
+            "Time from request to the last byte of the response",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._route = Histogram(
+            "megacity_routing_decision_seconds",
+            "Time to choose model and node",
+            buckets=_ROUTE_BUCKETS,
+            registry=self.registry,
+        )
+        self._upstream_errors = Counter(
+            "megacity_upstream_errors",
+            "Upstream failures by node and kind (connect, timeout, disconnect, status)",
+            ["node", "kind"],
+            registry=self.registry,
+        )
+        self._failovers = Counter(
+            "megacity_failovers",
+            "Requests retried on another node",
+            ["model", "from_node"],
+            registry=self.registry,
+        )
+        self.registry.register(_NodeCollector(states))
+        self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
+        """Count one answered request; label children are cached (they cost µs to look up)."""
+        pair = self._children.get(labels)
+        if pair is None:
+            pair = (self._requests.labels(*labels), self._latency.labels(*labels))
+            self._children[labels] = pair
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def observe_route(self, seconds: float) -> None:
+        self._route.observe(seconds)
+
+    def upstream_error(self, node: str, kind: str) -> None:
+        self._upstream_errors.labels(node, kind).inc()
+
+    def failover(self, model: str, from_node: str) -> None:
+        self._failovers.labels(model, from_node).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

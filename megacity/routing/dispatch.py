@@ -1,0 +1,192 @@
+"""Send an OpenAI-style request to a node: pick, send, fail over once, relay streams unbuffered."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from megacity.engines.openai_http import OpenAIHTTPClient, UpstreamFailure
+from megacity.errors import MegaCityError, UpstreamError, UpstreamTimeout
+from megacity.observability.metrics import Metrics
+from megacity.routing.balancer import Balancer, NodeState
+from megacity.routing.selector import Decision
+
+log = logging.getLogger("megacity.dispatch")
+
+MAX_ATTEMPTS = 2  # the first node, then one other
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Everything the handler needs beyond the model decision to send one request."""
+
+    path: str  # e.g. /v1/chat/completions
+    body: bytes  # the JSON body with the upstream model id already in it
+    stream: bool
+    request_id: str
+    region: str | None
+    started: float  # perf_counter() when the request arrived
+
+
+@dataclass(slots=True)
+class Answer:
+    """An upstream answer: a whole body, or `chunks` to relay for a stream."""
+
+    status: int
+    content_type: str
+    decision: Decision
+    node: str
+    route_ms: float
+    body: bytes = b""
+    chunks: AsyncIterator[bytes] | None = None
+
+
+class Dispatcher:
+    """Runs the attempt loop for one request; routing state lives in the balancer."""
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        client: OpenAIHTTPClient,
+        metrics: Metrics,
+        *,
+        queue_timeout_s: float,
+        retry_after_s: int,
+    ) -> None:
+        self._balancer = balancer
+        self._client = client
+        self._metrics = metrics
+        self._queue_timeout_s = queue_timeout_s
+        self._retry_after_s = retry_after_s
+
+    async def send(self, decision: Decision, req: Admission) -> Answer:
+        """Answer from the first node that responds; a failure before any byte → one other node."""
+        model = decision.model.name
+        tried: list[str] = []
+        route_ms = 0.0
+        failure: UpstreamFailure | None = None
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt and not self._balancer.any_alive(model, tried):
+                break
+            state = await self._balancer.acquire(
+                model,
+                req.region,
+                exclude=tried,
+                timeout_s=self._queue_timeout_s,
+                retry_after_s=self._retry_after_s,
+            )
+            if not attempt:
+                route_ms = (time.perf_counter() - req.started) * 1000
+                self._metrics.observe_route(route_ms / 1000)
+            try:
+                return await self._attempt(state, decision, req, route_ms)
+            except UpstreamFailure as exc:
+                failure = exc
+                tried.append(state.name)
+                self._metrics.upstream_error(state.name, exc.kind)
+                log.warning(
+                    "upstream failed",
+                    extra={
+                        "request_id": req.request_id,
+                        "node": state.name,
+                        "kind": exc.kind,
+                        "detail": exc.detail,
+                        "attempt": attempt + 1,
+                    },
+                )
+                if attempt + 1 < MAX_ATTEMPTS:
+                    self._metrics.failover(model, state.name)
+        raise _client_error(failure, model)
+
+    async def _attempt(
+        self, state: NodeState, decision: Decision, req: Admission, route_ms: float
+    ) -> Answer:
+        node = state.node
+        try:
+            resp = await self._client.post(node, req.path, req.body, req.request_id)
+        except UpstreamFailure:
+            self._balancer.release(state, False)
+            raise
+        if resp.status >= 500:
+            detail = await _read_error(resp)
+            self._balancer.release(state, False)
+            raise UpstreamFailure(node.name, "status", detail, resp.status)
+        content_type = resp.headers.get("Content-Type", "application/json")
+        answer = Answer(resp.status, content_type, decision, node.name, route_ms)
+        if req.stream and resp.status == 200:
+            answer.chunks = self._relay(state, resp, req.request_id)
+            return answer
+        try:
+            answer.body = await resp.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            resp.close()
+            self._balancer.release(state, False)
+            kind = "timeout" if isinstance(exc, TimeoutError) else "disconnect"
+            raise UpstreamFailure(node.name, kind, "body cut before the end") from None
+        self._balancer.release(state, True)
+        return answer
+
+    async def _relay(
+        self, state: NodeState, resp: aiohttp.ClientResponse, request_id: str
+    ) -> AsyncIterator[bytes]:
+        """Relay SSE bytes as they come, whole events only, so an error event lands cleanly."""
+        outcome: bool | None = None
+        pending = b""
+        try:
+            async for chunk in resp.content.iter_any():
+                pending += chunk
+                cut = pending.rfind(b"\n\n")
+                if cut >= 0:
+                    out, pending = pending[: cut + 2], pending[cut + 2 :]
+                    yield out
+            if pending:
+                yield pending
+            outcome = True
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            outcome = False
+            kind = "timeout" if isinstance(exc, TimeoutError) else "disconnect"
+            self._metrics.upstream_error(state.name, kind)
+            log.warning(
+                "stream broken",
+                extra={"request_id": request_id, "node": state.name, "kind": kind},
+            )
+            yield stream_error_event(
+                f"the model server stopped mid-stream ({kind}); the answer is incomplete",
+                "upstream_stream_broken" if kind == "disconnect" else "upstream_timeout",
+            )
+        finally:
+            if outcome is True:
+                resp.release()
+            else:
+                resp.close()  # drops the connection, which makes vLLM abort the generation
+            self._balancer.release(state, outcome)
+
+
+def stream_error_event(message: str, code: str) -> bytes:
+    """An SSE event the openai client raises as APIError, followed by the end marker."""
+    body = {"error": {"message": message, "type": "upstream_error", "code": code, "param": None}}
+    return b"data: " + orjson.dumps(body) + b"\n\ndata: [DONE]\n\n"
+
+
+async def _read_error(resp: aiohttp.ClientResponse) -> str:
+    try:
+        data = await resp.content.read(_MAX_ERROR_BODY)
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        data = b""
+    finally:
+        resp.close()
+    return f"HTTP {resp.status}: {data[:200].decode('utf-8', 'replace')}"
+
+
+def _client_error(failure: UpstreamFailure | None, model: str) -> MegaCityError:
+    if failure is None:
+        return UpstreamError(f"no node could serve model {model!r}")
+    if failure.kind == "timeout":
+        return UpstreamTimeout(f"the model server for {model!r} did not answer in time")
+    return UpstreamError(f"the model server for {model!r} failed ({failure.kind})")

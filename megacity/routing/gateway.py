@@ -1,0 +1,109 @@
+"""The LLM route: decide the model (and prompt strategy), then dispatch to a node."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from megacity.config.topology import Tier
+from megacity.prompts.library import StrategyLibrary
+from megacity.routing.context import RequestContext
+from megacity.routing.dispatch import Admission, Answer, Dispatcher
+from megacity.routing.selector import Decision, ModelSelector, PromptInfo
+
+NO_STRATEGY = "none"
+
+
+def chat_prompt(messages: Sequence[dict[str, Any]]) -> PromptInfo:
+    """Classifier input of a chat: the last user turn's text, multimodal parts, turn count."""
+    text = ""
+    parts = 0
+    turns = 0
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        turns += 1
+        content = message.get("content")
+        if isinstance(content, str):
+            text = content
+        elif isinstance(content, list):
+            texts = [p.get("text") or "" for p in content if isinstance(p, dict)]
+            text = "\n".join(t for t in texts if isinstance(t, str))
+            parts += sum(1 for p in content if isinstance(p, dict) and p.get("type") != "text")
+    return PromptInfo(text=text, multimodal_parts=parts, turns=max(turns, 1))
+
+
+def completion_prompt(prompt: str | list[str]) -> PromptInfo:
+    text = prompt if isinstance(prompt, str) else "\n".join(prompt)
+    return PromptInfo(text=text)
+
+
+class LLMGateway:
+    """Chat and completion requests: zone/tier/locale model choice, strategy, node, failover."""
+
+    def __init__(
+        self, selector: ModelSelector, strategies: StrategyLibrary, dispatcher: Dispatcher
+    ) -> None:
+        self._selector = selector
+        self._strategies = strategies
+        self._dispatcher = dispatcher
+
+    async def chat(
+        self,
+        ctx: RequestContext,
+        payload: dict[str, Any],
+        started: float,
+        *,
+        tier_floor: Tier | None = None,
+    ) -> Answer:
+        """Route a chat completion; `payload` is the client's JSON (extra fields pass through)."""
+        messages: list[dict[str, Any]] = payload["messages"]
+        decision = self._selector.select(
+            payload["model"], ctx, chat_prompt(messages), tier_floor=tier_floor
+        )
+        strategy = self._strategy_for(ctx, decision)
+        if strategy is not None and not any(m.get("role") == "system" for m in messages):
+            system = self._strategies.get(strategy).template(decision.locale).system
+            payload["messages"] = [{"role": "system", "content": system.strip()}, *messages]
+        return await self._send(ctx, decision, payload, "/v1/chat/completions", started)
+
+    async def complete(
+        self, ctx: RequestContext, payload: dict[str, Any], started: float
+    ) -> Answer:
+        """Route a legacy text completion."""
+        decision = self._selector.select(
+            payload["model"], ctx, completion_prompt(payload["prompt"])
+        )
+        return await self._send(ctx, decision, payload, "/v1/completions", started)
+
+    def _strategy_for(self, ctx: RequestContext, decision: Decision) -> str | None:
+        """X-Prompt-Strategy, else the zone's default; `none` turns strategies off."""
+        if ctx.strategy == NO_STRATEGY:
+            return None
+        if ctx.strategy is not None:
+            self._strategies.get(ctx.strategy)  # 404 for an unknown strategy
+            return ctx.strategy
+        default = self._selector.zones[decision.zone].default_strategy
+        return default if default in self._strategies else None
+
+    async def _send(
+        self,
+        ctx: RequestContext,
+        decision: Decision,
+        payload: dict[str, Any],
+        path: str,
+        started: float,
+    ) -> Answer:
+        payload["model"] = decision.model.served_as
+        stream = bool(payload.get("stream"))
+        body = orjson.dumps(payload)
+        admission = Admission(path, body, stream, ctx.request_id, ctx.region, started)
+        return await self._dispatcher.send(decision, admission)
+
+
+def now() -> float:
+    """The clock requests are timed with (seconds, monotonic, high resolution)."""
+    return time.perf_counter()

@@ -1,0 +1,225 @@
+"""Test and demo helpers: a stand-in vLLM server that speaks /v1/*, /health and /metrics.
+
+It is a real HTTP server (run it with `megacity standin --port 8201`), not a model: it
+answers with a fixed text naming itself and the model it was asked for, so routing can
+be seen and tested. Latency, failures and hangs are configurable at start and at run
+time (POST /_standin/config), and it counts what it received (GET /_standin/stats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+FAIL_MODES = ("none", "500", "hang", "drop", "break_stream", "unhealthy")
+
+
+@dataclass
+class StandinConfig:
+    """Behaviour of the stand-in; every field can be changed at run time."""
+
+    name: str = "standin"
+    latency_ms: float = 0.0  # before the response headers
+    chunk_ms: float = 0.0  # between two streamed chunks
+    chunks: int = 8  # streamed content chunks per answer
+    waiting: float = 0.0  # reported as vllm:num_requests_waiting
+    fail: str = "none"  # one of FAIL_MODES
+    models: list[str] = field(default_factory=list)  # for /v1/models; empty → echo anything
+
+
+@dataclass
+class StandinStats:
+    requests: int = 0
+    completed: int = 0
+    cancelled: int = 0
+    in_flight: int = 0
+    models: dict[str, int] = field(default_factory=dict)
+    last_body: dict[str, Any] | None = None
+
+
+class StandinLLM:
+    """A raw ASGI app (no framework) so that it is never the bottleneck of a benchmark."""
+
+    def __init__(self, config: StandinConfig | None = None) -> None:
+        self.config = config or StandinConfig()
+        self.stats = StandinStats()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/health":
+            ok = self.config.fail != "unhealthy"
+            await _json(send, 200 if ok else 503, {"status": "ok" if ok else "down"})
+        elif path == "/metrics":
+            await _text(send, 200, self._metrics())
+        elif path == "/v1/models":
+            await _json(send, 200, self._models())
+        elif path == "/_standin/stats":
+            await _json(send, 200, asdict(self.stats))
+        elif path == "/_standin/config" and method == "POST":
+            await self._configure(receive, send)
+        elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
+            await self._complete(path, receive, send)
+        else:
+            await _json(send, 404, {"error": {"message": "not found", "type": "not_found"}})
+
+    async def _configure(self, receive: Receive, send: Send) -> None:
+        update = orjson.loads(await _body(receive))
+        for key, value in update.items():
+            if hasattr(self.config, key):
+                setattr(self.config, key, value)
+        if update.get("reset_stats"):
+            self.stats = StandinStats()
+        await _json(send, 200, asdict(self.config))
+
+    async def _complete(self, path: str, receive: Receive, send: Send) -> None:
+        body = orjson.loads(await _body(receive))
+        cfg, stats = self.config, self.stats
+        stats.requests += 1
+        stats.last_body = body
+        model = str(body.get("model", ""))
+        stats.models[model] = stats.models.get(model, 0) + 1
+        stats.in_flight += 1
+        try:
+            if cfg.fail == "hang":
+                await asyncio.sleep(3600)
+            if cfg.latency_ms:
+                await asyncio.sleep(cfg.latency_ms / 1000)
+            if cfg.fail == "500":
+                await _json(send, 500, {"error": {"message": "engine failure", "type": "server"}})
+                return
+            if cfg.fail == "drop":
+                raise ConnectionAbortedError("stand-in drops the connection")
+            chat = path.endswith("chat/completions")
+            if body.get("stream"):
+                await self._stream(send, receive, model, chat)
+            else:
+                await _json(send, 200, self._answer(model, chat))
+                stats.completed += 1
+        finally:
+            stats.in_flight -= 1
+
+    async def _stream(self, send: Send, receive: Receive, model: str, chat: bool) -> None:
+        cfg = self.config
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+        try:
+            await send(_start(200, b"text/event-stream"))
+            for i in range(cfg.chunks):
+                if gone.is_set():
+                    self.stats.cancelled += 1
+                    return
+                if cfg.fail == "break_stream" and i == cfg.chunks // 2:
+                    raise ConnectionAbortedError("stand-in breaks the stream")
+                piece = f"{cfg.name}:{i} " if i else f"[{cfg.name}] "
+                event = self._chunk(model, chat, piece, None)
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                if cfg.chunk_ms:
+                    await asyncio.sleep(cfg.chunk_ms / 1000)
+            tail = self._chunk(model, chat, "", "stop") + b"data: [DONE]\n\n"
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            self.stats.completed += 1
+        finally:
+            watcher.cancel()
+
+    def _chunk(self, model: str, chat: bool, text: str, finish: str | None) -> bytes:
+        if chat:
+            delta = {"content": text} if text else {}
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+            obj = "chat.completion.chunk"
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+            obj = "text_completion"
+        data = {
+            "id": "cmpl-standin",
+            "object": obj,
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+        }
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+
+    def _answer(self, model: str, chat: bool) -> dict[str, Any]:
+        text = f"[{self.config.name}] answer from {model}"
+        if chat:
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+        return {
+            "id": "cmpl-standin",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+        }
+
+    def _models(self) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {"id": m, "object": "model", "owned_by": "standin"} for m in self.config.models
+            ],
+        }
+
+    def _metrics(self) -> str:
+        return (
+            "# TYPE vllm:num_requests_running gauge\n"
+            f'vllm:num_requests_running{{model_name="any"}} {float(self.stats.in_flight)}\n'
+            "# TYPE vllm:num_requests_waiting gauge\n"
+            f'vllm:num_requests_waiting{{model_name="any"}} {float(self.config.waiting)}\n'
+            "# TYPE vllm:gpu_cache_usage_perc gauge\n"
+            f'vllm:gpu_cache_usage_perc{{model_name="any"}} {min(1.0, self.stats.in_flight / 100)}\n'
+        )
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    with contextlib.suppress(Exception):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _start(status: int, ctype: bytes) -> Message:
+    return {"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype)]}
+
+
+async def _json(send: Send, status: int, data: Any) -> None:
+    await send(_start(status, b"application/json"))
+    await send({"type": "http.response.body", "body": orjson.dumps(data)})
+
+
+async def _text(send: Send, status: int, text: str) -> None:
+    await send(_start(status, b"text/plain; version=0.0.4"))
+    await send({"type": "http.response.body", "body": text.encode()})
