@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -223,3 +230,110 @@ async def _json(send: Send, status: int, data: Any) -> None:
 async def _text(send: Send, status: int, text: str) -> None:
     await send(_start(status, b"text/plain; version=0.0.4"))
     await send({"type": "http.response.body", "body": text.encode()})
+
+
+# --- running servers as real processes (tests, benchmarks) ----------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A `megacity ...` server in a child process on 127.0.0.1, killed on `stop()`."""
+
+    def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._args = args
+        self._env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path: str | None = None
+
+    def start(self, ready_path: str = "/health", timeout_s: float = 20.0) -> ServerProcess:
+        """Start the process and wait until `ready_path` answers (any status < 500)."""
+        fd, self.log_path = tempfile.mkstemp(prefix="megacity-", suffix=".log")
+        with os.fdopen(fd, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "megacity", *self._args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.output()}")
+            try:
+                with urllib.request.urlopen(self.url + ready_path, timeout=1) as resp:
+                    if resp.status < 500:
+                        return self
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"server on port {self.port} not ready: {self.output()}")
+
+    def output(self) -> str:
+        if self.log_path is None:
+            return ""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed node would die."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+class StandinProcess(ServerProcess):
+    """`megacity standin` in a child process, with its run-time controls."""
+
+    def __init__(self, name: str, port: int | None = None, *extra: str) -> None:
+        port = port or free_port()
+        super().__init__(["standin", "--port", str(port), "--name", name, *extra], port)
+        self.name = name
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        return _post_json(f"{self.url}/_standin/config", changes)
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_standin/stats", timeout=5) as resp:
+            data: dict[str, Any] = orjson.loads(resp.read())
+            return data
+
+
+class RouterProcess(ServerProcess):
+    """`megacity serve` on a topology file, in a child process."""
+
+    def __init__(self, config: str, port: int | None = None, env: dict[str, str] | None = None):
+        port = port or free_port()
+        super().__init__(["serve", "--config", config, "--port", str(port)], port, env)
+
+    def start(self, ready_path: str = "/healthz", timeout_s: float = 20.0) -> ServerProcess:
+        return super().start(ready_path, timeout_s)
+
+
+def _post_json(url: str, data: dict[str, Any]) -> dict[str, Any]:
+    req = urllib.request.Request(
+        url, orjson.dumps(data), {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        result: dict[str, Any] = orjson.loads(resp.read())
+        return result

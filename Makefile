@@ -1,0 +1,45 @@
+# MegaCity AI — `make run` serves the router, `make test` runs every check, `make bench` measures.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+CONFIG ?= examples/topology.yaml
+
+.PHONY: run serve test lint typecheck services bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+## run: the router on examples/topology.yaml, with stand-in LLM servers for its loopback nodes
+run: $(STAMP)
+	$(VENV)/bin/megacity demo --config $(CONFIG)
+
+## serve: the router alone (point the topology at your real engine nodes)
+serve: $(STAMP)
+	$(VENV)/bin/megacity serve --config $(CONFIG)
+
+## test: lint, type-check and the whole test suite (starts PostgreSQL/Redis if stopped)
+test: $(STAMP) services lint typecheck
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check megacity tests bench
+	$(VENV)/bin/ruff format --check megacity tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+services:
+	@bash scripts/services.sh
+
+## bench: benchmarks, printed as tables
+bench: $(STAMP)
+	$(PY) bench/gateway.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
