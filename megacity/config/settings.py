@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from megacity.config.topology import Topology, load_topology
+from megacity.config.topology import Topology, TopologyError, load_topology
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
 
@@ -46,6 +46,8 @@ class Settings(BaseSettings):
             overrides["config"] = Path(config)
         base = cls(**overrides)  # type: ignore[arg-type]
         topo = base.topology or load_topology(base.config)
+        if base.region is not None and base.region not in {r.name for r in topo.regions}:
+            raise TopologyError(f"MEGACITY_REGION: unknown region {base.region!r}")
         return base.model_copy(update={"topology": topo})
 
     @property

@@ -253,6 +253,8 @@ def load_topology(path: str | Path, env: Mapping[str, str] | None = None) -> Top
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TopologyError(f"{path}: cannot read topology file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise TopologyError(f"{path}: the topology file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise TopologyError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

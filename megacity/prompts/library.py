@@ -52,7 +52,7 @@ class Strategy(BaseModel):
         )
 
     def render(self, values: Mapping[str, Any], locale: str) -> list[dict[str, str]]:
-        """Chat messages for the given field values (missing optional fields render empty)."""
+        """Chat messages for the given field values (missing optional fields render as "-")."""
         for name, spec in self.fields.items():
             if spec.required and not str(values.get(name) or "").strip():
                 raise BadRequest(f"field {name!r} is required", code="missing_field", param=name)

@@ -55,6 +55,20 @@ class NodeState:
         return self.healthy and self.breaker.available()
 
 
+class Lease:
+    """One reserved slot on a node; give it back with `Balancer.release`."""
+
+    __slots__ = ("state", "ticket")
+
+    def __init__(self, state: NodeState, ticket: int) -> None:
+        self.state = state
+        self.ticket = ticket  # the breaker's probe ticket (0: not a half-open probe)
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+
 class Balancer:
     """Picks a node for a model; callers must `release` every node they `acquire`."""
 
@@ -72,6 +86,8 @@ class Balancer:
             for n in topology.nodes
         }
         self._regions = [r.name for r in topology.regions]
+        if default_region is not None and default_region not in self._regions:
+            raise ValueError(f"unknown default region {default_region!r}")
         self._default_region = default_region or self._regions[0]
         self._groups: dict[tuple[str, str], list[list[NodeState]]] = {}
         for model in topology.models:
@@ -130,15 +146,14 @@ class Balancer:
         exclude: Iterable[str] = (),
         timeout_s: float = 2.0,
         retry_after_s: int = 1,
-    ) -> NodeState:
+    ) -> Lease:
         """Reserve a slot on the best node; wait up to `timeout_s` when all are full, then 503."""
         exclude = tuple(exclude)
         state = self.pick(model, region, exclude)
         if state is None:
             state = await self._wait_for_slot(model, region, exclude, timeout_s, retry_after_s)
         state.in_flight += 1
-        state.breaker.on_send()
-        return state
+        return Lease(state, state.breaker.on_send())
 
     async def _wait_for_slot(
         self,
@@ -176,15 +191,16 @@ class Balancer:
             if state is not None:
                 return state
 
-    def release(self, state: NodeState, outcome: bool | None) -> None:
+    def release(self, lease: Lease, outcome: bool | None) -> None:
         """Free the slot; outcome True/False feeds the breaker, None means no verdict."""
+        state = lease.state
         state.in_flight -= 1
         if outcome is True:
             state.breaker.on_success()
         elif outcome is False:
             state.breaker.on_failure()
         else:
-            state.breaker.on_abandon()
+            state.breaker.on_abandon(lease.ticket)
         if self._waiters:
             self._released.set()
             self._released = asyncio.Event()

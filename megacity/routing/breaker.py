@@ -31,6 +31,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._open = False
         self._probe_in_flight = False
+        self._probe_ticket = 0
 
     @property
     def state(self) -> BreakerState:
@@ -46,10 +47,13 @@ class CircuitBreaker:
             return True
         return self.state is BreakerState.HALF_OPEN and not self._probe_in_flight
 
-    def on_send(self) -> None:
-        """Call when a request is sent; in half-open state it becomes the one probe."""
-        if self._open:
-            self._probe_in_flight = True
+    def on_send(self) -> int:
+        """Call when a request is sent; returns its probe ticket (0: not the half-open probe)."""
+        if not self._open:
+            return 0
+        self._probe_in_flight = True
+        self._probe_ticket += 1
+        return self._probe_ticket
 
     def on_success(self) -> None:
         self._failures = 0
@@ -63,6 +67,7 @@ class CircuitBreaker:
             self._open = True
             self._opened_at = self._clock()
 
-    def on_abandon(self) -> None:
-        """The request ended without a verdict on the node (e.g. the client went away)."""
-        self._probe_in_flight = False
+    def on_abandon(self, ticket: int = 0) -> None:
+        """A request ended without a verdict (the client went away); frees the probe if it was it."""
+        if ticket and ticket == self._probe_ticket:
+            self._probe_in_flight = False

@@ -13,7 +13,7 @@ import orjson
 from megacity.engines.openai_http import OpenAIHTTPClient, UpstreamFailure
 from megacity.errors import MegaCityError, UpstreamError, UpstreamTimeout
 from megacity.observability.metrics import Metrics
-from megacity.routing.balancer import Balancer, NodeState
+from megacity.routing.balancer import Balancer, Lease
 from megacity.routing.selector import Decision
 
 log = logging.getLogger("megacity.dispatch")
@@ -74,7 +74,7 @@ class Dispatcher:
         for attempt in range(MAX_ATTEMPTS):
             if attempt and not self._balancer.any_alive(model, tried):
                 break
-            state = await self._balancer.acquire(
+            lease = await self._balancer.acquire(
                 model,
                 req.region,
                 exclude=tried,
@@ -85,55 +85,55 @@ class Dispatcher:
                 route_ms = (time.perf_counter() - req.started) * 1000
                 self._metrics.observe_route(route_ms / 1000)
             try:
-                return await self._attempt(state, decision, req, route_ms)
+                return await self._attempt(lease, decision, req, route_ms)
             except UpstreamFailure as exc:
                 failure = exc
-                tried.append(state.name)
-                self._metrics.upstream_error(state.name, exc.kind)
+                tried.append(lease.name)
+                self._metrics.upstream_error(lease.name, exc.kind)
                 log.warning(
                     "upstream failed",
                     extra={
                         "request_id": req.request_id,
-                        "node": state.name,
+                        "node": lease.name,
                         "kind": exc.kind,
                         "detail": exc.detail,
                         "attempt": attempt + 1,
                     },
                 )
                 if attempt + 1 < MAX_ATTEMPTS:
-                    self._metrics.failover(model, state.name)
+                    self._metrics.failover(model, lease.name)
         raise _client_error(failure, model)
 
     async def _attempt(
-        self, state: NodeState, decision: Decision, req: Admission, route_ms: float
+        self, lease: Lease, decision: Decision, req: Admission, route_ms: float
     ) -> Answer:
-        node = state.node
+        node = lease.state.node
         try:
             resp = await self._client.post(node, req.path, req.body, req.request_id)
         except UpstreamFailure:
-            self._balancer.release(state, False)
+            self._balancer.release(lease, False)
             raise
         if resp.status >= 500:
             detail = await _read_error(resp)
-            self._balancer.release(state, False)
+            self._balancer.release(lease, False)
             raise UpstreamFailure(node.name, "status", detail, resp.status)
         content_type = resp.headers.get("Content-Type", "application/json")
         answer = Answer(resp.status, content_type, decision, node.name, route_ms)
         if req.stream and resp.status == 200:
-            answer.chunks = self._relay(state, resp, req.request_id)
+            answer.chunks = self._relay(lease, resp, req.request_id)
             return answer
         try:
             answer.body = await resp.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             resp.close()
-            self._balancer.release(state, False)
+            self._balancer.release(lease, False)
             kind = "timeout" if isinstance(exc, TimeoutError) else "disconnect"
             raise UpstreamFailure(node.name, kind, "body cut before the end") from None
-        self._balancer.release(state, True)
+        self._balancer.release(lease, True)
         return answer
 
     async def _relay(
-        self, state: NodeState, resp: aiohttp.ClientResponse, request_id: str
+        self, lease: Lease, resp: aiohttp.ClientResponse, request_id: str
     ) -> AsyncIterator[bytes]:
         """Relay SSE bytes as they come, whole events only, so an error event lands cleanly."""
         outcome: bool | None = None
@@ -151,10 +151,10 @@ class Dispatcher:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             outcome = False
             kind = "timeout" if isinstance(exc, TimeoutError) else "disconnect"
-            self._metrics.upstream_error(state.name, kind)
+            self._metrics.upstream_error(lease.name, kind)
             log.warning(
                 "stream broken",
-                extra={"request_id": request_id, "node": state.name, "kind": kind},
+                extra={"request_id": request_id, "node": lease.name, "kind": kind},
             )
             yield stream_error_event(
                 f"the model server stopped mid-stream ({kind}); the answer is incomplete",
@@ -165,7 +165,7 @@ class Dispatcher:
                 resp.release()
             else:
                 resp.close()  # drops the connection, which makes vLLM abort the generation
-            self._balancer.release(state, outcome)
+            self._balancer.release(lease, outcome)
 
 
 def stream_error_event(message: str, code: str) -> bytes:

@@ -22,14 +22,17 @@ KV_CACHE = ("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc")
 
 
 def parse_engine_stats(text: str) -> dict[str, float]:
-    """Running, waiting and KV-cache usage from a Prometheus text page (missing → absent)."""
-    wanted = {RUNNING: "running", WAITING: "waiting", **dict.fromkeys(KV_CACHE, "kv_cache")}
+    """Running, waiting (summed over engines) and KV-cache usage (the fullest) from /metrics."""
+    counts = {RUNNING: "running", WAITING: "waiting"}
     stats: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            key = wanted.get(sample.name)
+            key = counts.get(sample.name)
             if key is not None:
                 stats[key] = stats.get(key, 0.0) + float(sample.value)
+            elif sample.name in KV_CACHE:
+                # A fraction per engine, exported under an old and a new name: never add up.
+                stats["kv_cache"] = max(stats.get("kv_cache", 0.0), float(sample.value))
     return stats
 
 
