@@ -37,11 +37,19 @@ def _topology(url: str) -> dict[str, object]:
     return {
         "regions": [{"name": "local"}],
         "nodes": [
-            {"name": "standin", "engine": "llm", "url": url, "models": ["bench-7b"],
-             "region": "local", "max_concurrency": 1024}
+            {
+                "name": "standin",
+                "engine": "llm",
+                "url": url,
+                "models": ["bench-7b"],
+                "region": "local",
+                "max_concurrency": 1024,
+            }
         ],
         "models": [{"name": "bench-7b", "tier": "7b"}],
-        "zones": {"bench": {"engines": {"llm": "bench-7b"}, "tiers": {"models": {"7b": "bench-7b"}}}},
+        "zones": {
+            "bench": {"engines": {"llm": "bench-7b"}, "tiers": {"models": {"7b": "bench-7b"}}}
+        },
     }
 
 
@@ -170,7 +178,9 @@ def main() -> None:
             ["decision, named model (+ pick)", f"{named_us:.1f} µs"],
         ],
     )
-    print("\nLiteLLM proxy on this machine class (from the issue): +18 ms at c=1, ~57 req/s at c=16,")
+    print(
+        "\nLiteLLM proxy on this machine class (from the issue): +18 ms at c=1, ~57 req/s at c=16,"
+    )
     print("+~20 ms TTFT, 1.2 ms per streamed chunk, 13 s start-up.")
 
 
@@ -179,7 +189,9 @@ def _gateway(standin: StandinProcess, router: RouterProcess, scale: float) -> No
     for stream in (False, True):
         for concurrency, total in ((1, 2000), (16, 8000), (64, 8000)):
             n = max(200, int(total * scale))
-            direct = asyncio.run(_load(f"{standin.url}/v1/chat/completions", concurrency, n, stream))
+            direct = asyncio.run(
+                _load(f"{standin.url}/v1/chat/completions", concurrency, n, stream)
+            )
             routed = asyncio.run(_load(f"{router.url}/v1/chat/completions", concurrency, n, stream))
             added = routed.p50 - direct.p50
             row = [
@@ -199,8 +211,16 @@ def _gateway(standin: StandinProcess, router: RouterProcess, scale: float) -> No
     _table(
         "Gateway: stand-in direct vs through the router (one router process; 8 chunks per stream)"
         "\n  targets: added p50 ≤ 1.5 ms at c=1, ≥ 1,000 req/s at c=16, TTFT added ≤ 2 ms",
-        ["mode", "conc", "direct req/s", "router req/s", "direct p50/p99 ms",
-         "router p50/p99 ms", "added p50 ms", "added TTFT ms"],
+        [
+            "mode",
+            "conc",
+            "direct req/s",
+            "router req/s",
+            "direct p50/p99 ms",
+            "router p50/p99 ms",
+            "added p50 ms",
+            "added TTFT ms",
+        ],
         rows,
     )
 
@@ -218,10 +238,18 @@ def _chunks(standin: StandinProcess, router: RouterProcess, scale: float) -> Non
         f"Streaming relay: {chunks} chunks, 1 ms apart, concurrency 1 (target ≤ 0.1 ms per chunk)",
         ["what", "direct", "router", "added"],
         [
-            ["time to first token p50 ms", f"{direct.ttft50:.2f}", f"{routed.ttft50:.2f}",
-             f"{routed.ttft50 - direct.ttft50:+.2f}"],
-            ["whole stream p50 ms", f"{direct.p50:.1f}", f"{routed.p50:.1f}",
-             f"{routed.p50 - direct.p50:+.2f}"],
+            [
+                "time to first token p50 ms",
+                f"{direct.ttft50:.2f}",
+                f"{routed.ttft50:.2f}",
+                f"{routed.ttft50 - direct.ttft50:+.2f}",
+            ],
+            [
+                "whole stream p50 ms",
+                f"{direct.p50:.1f}",
+                f"{routed.p50:.1f}",
+                f"{routed.p50 - direct.p50:+.2f}",
+            ],
             ["per relayed chunk ms", "", "", f"{per_chunk:+.4f}"],
         ],
     )
