@@ -293,6 +293,7 @@ class ServerProcess:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        """Terminate (SIGTERM, then SIGKILL after 10 s) and remove the log file."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -300,6 +301,10 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self.log_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.log_path)
+            self.log_path = None
 
 
 class StandinProcess(ServerProcess):
