@@ -40,6 +40,8 @@ services:
 ## bench: benchmarks, printed as tables
 bench: $(STAMP)
 	$(PY) bench/gateway.py
+	$(PY) bench/scoring_pronunciation.py
+	$(PY) bench/scoring_dtw.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
