@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from megacity.api.context import read_json, routing_context, validate
@@ -28,25 +29,24 @@ COMPLETION_BODY = CompletionRequest
 
 @router.post("/v1/chat/completions", responses=ERROR_RESPONSES, summary="Chat completion")
 async def chat_completions(request: Request) -> Response:
-    services: Services = request.app.state.services
-    state = request.scope["state"]
-    state["route"] = ("llm", "", "", "")
-    ctx = routing_context(request)
-    payload = await read_json(request, services.settings.max_body_bytes)
-    validate(ChatCompletionRequest, payload)
-    answer = await services.llm.chat(ctx, payload, state["started"])
-    return answer_response(request, answer)
+    return await _route_llm(request, ChatCompletionRequest, chat=True)
 
 
 @router.post("/v1/completions", responses=ERROR_RESPONSES, summary="Text completion")
 async def completions(request: Request) -> Response:
+    return await _route_llm(request, CompletionRequest, chat=False)
+
+
+async def _route_llm(request: Request, schema: type[BaseModel], *, chat: bool) -> Response:
+    """Read and validate the body, then route it; the raw dict is what goes upstream."""
     services: Services = request.app.state.services
     state = request.scope["state"]
     state["route"] = ("llm", "", "", "")
     ctx = routing_context(request)
     payload = await read_json(request, services.settings.max_body_bytes)
-    validate(CompletionRequest, payload)
-    answer = await services.llm.complete(ctx, payload, state["started"])
+    validate(schema, payload)
+    route = services.llm.chat if chat else services.llm.complete
+    answer = await route(ctx, payload, state["started"])
     return answer_response(request, answer)
 
 
