@@ -96,10 +96,11 @@ class StandinLLM:
         stats.models[model] = stats.models.get(model, 0) + 1
         stats.in_flight += 1
         try:
-            if cfg.fail == "hang":
-                await asyncio.sleep(3600)
-            if cfg.latency_ms:
-                await asyncio.sleep(cfg.latency_ms / 1000)
+            if cfg.fail == "hang" or cfg.latency_ms:
+                delay = 3600.0 if cfg.fail == "hang" else cfg.latency_ms / 1000
+                if await _client_left_within(receive, delay):
+                    stats.cancelled += 1
+                    return
             if cfg.fail == "500":
                 await _json(send, 500, {"error": {"message": "engine failure", "type": "server"}})
                 return
@@ -190,6 +191,18 @@ class StandinLLM:
             "# TYPE vllm:gpu_cache_usage_perc gauge\n"
             f'vllm:gpu_cache_usage_perc{{model_name="any"}} {min(1.0, self.stats.in_flight / 100)}\n'
         )
+
+
+async def _client_left_within(receive: Receive, seconds: float) -> bool:
+    """Wait `seconds`; True as soon as the client disconnects (a real engine aborts then)."""
+    gone = asyncio.Event()
+    watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gone.wait(), seconds)
+        return gone.is_set()
+    finally:
+        watcher.cancel()
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:

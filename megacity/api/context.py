@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import orjson
@@ -92,3 +95,31 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         where = f"{param}: " if param else ""
         raise BadRequest(f"{where}{first['msg']}{more}", param=param) from None
+
+
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready; the upstream work was cancelled."""
+
+
+async def until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` (the body is already read), cancelling it if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()  # closes the upstream connection: the engine stops generating
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise ClientGone("client disconnected")
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from megacity.api.context import ClientGone
 from megacity.errors import MegaCityError
 
 log = logging.getLogger("megacity.api")
@@ -62,6 +63,11 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         message, param = validation_message(exc)
         return error_response(400, message, "invalid_request_error", "invalid_request", param)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(_: Request, exc: ClientGone) -> Response:
+        # Nobody reads this answer; 499 (as nginx logs it) keeps the metrics honest.
+        return error_response(499, str(exc), "invalid_request_error", "client_closed_request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from megacity.api.context import read_json, routing_context, validate
+from megacity.api.context import read_json, routing_context, until_disconnect, validate
 from megacity.api.responses import answer_response
 from megacity.api.schemas import (
     ERROR_RESPONSES,
@@ -46,7 +46,11 @@ async def _route_llm(request: Request, schema: type[BaseModel], *, chat: bool) -
     payload = await read_json(request, services.settings.max_body_bytes)
     validate(schema, payload)
     route = services.llm.chat if chat else services.llm.complete
-    answer = await route(ctx, payload, state["started"])
+    work = route(ctx, payload, state["started"])
+    if payload.get("stream"):
+        answer = await work  # a stream notices the client leaving by itself
+    else:
+        answer = await until_disconnect(request, work)
     return answer_response(request, answer)
 
 

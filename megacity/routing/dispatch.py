@@ -107,15 +107,28 @@ class Dispatcher:
     async def _attempt(
         self, lease: Lease, decision: Decision, req: Admission, route_ms: float
     ) -> Answer:
-        node = lease.state.node
+        """One try on one node; the lease is released here unless a stream takes it over."""
+        outcome: bool | None = None
+        handed_over = False
         try:
-            resp = await self._client.post(node, req.path, req.body, req.request_id)
+            answer = await self._exchange(lease, decision, req, route_ms)
+            handed_over = answer.chunks is not None
+            outcome = True
+            return answer
         except UpstreamFailure:
-            self._balancer.release(lease, False)
+            outcome = False
             raise
+        finally:  # also on cancellation (the client left): no verdict on the node then
+            if not handed_over:
+                self._balancer.release(lease, outcome)
+
+    async def _exchange(
+        self, lease: Lease, decision: Decision, req: Admission, route_ms: float
+    ) -> Answer:
+        node = lease.state.node
+        resp = await self._client.post(node, req.path, req.body, req.request_id)
         if resp.status >= 500:
             detail = await _read_error(resp)
-            self._balancer.release(lease, False)
             raise UpstreamFailure(node.name, "status", detail, resp.status)
         content_type = resp.headers.get("Content-Type", "application/json")
         answer = Answer(resp.status, content_type, decision, node.name, route_ms)
@@ -123,13 +136,14 @@ class Dispatcher:
             answer.chunks = self._relay(lease, resp, req.request_id)
             return answer
         try:
-            answer.body = await resp.read()
+            answer.body = await resp.read()  # a complete read hands the connection back
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             resp.close()
-            self._balancer.release(lease, False)
             kind = "timeout" if isinstance(exc, TimeoutError) else "disconnect"
             raise UpstreamFailure(node.name, kind, "body cut before the end") from None
-        self._balancer.release(lease, True)
+        except BaseException:
+            resp.close()  # cancelled: drop the connection so the engine stops
+            raise
         return answer
 
     async def _relay(

@@ -174,3 +174,28 @@ def test_all_nodes_full_waits_then_503_with_retry_after(tmp_path: Path) -> None:
         assert served == {"seoul-a", "seoul-b", "cloud"}
     finally:
         c.stop()
+
+
+def test_client_leaving_a_non_streaming_request_cancels_it_upstream(fresh: Cluster) -> None:
+    for node in fresh.nodes.values():
+        node.configure(latency_ms=800)
+    with (
+        httpx.Client(base_url=fresh.url, timeout=0.2) as http,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        http.post(
+            "/v1/chat/completions",
+            headers={"X-Zone": "edu"},
+            json={"model": "kr-14b", "messages": HI},
+        )
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        stats = [n.stats() for n in fresh.nodes.values()]
+        if sum(s["cancelled"] for s in stats) == 1 and all(s["in_flight"] == 0 for s in stats):
+            break
+        time.sleep(0.05)
+    assert sum(s["cancelled"] for s in stats) == 1
+    assert sum(s["completed"] for s in stats) == 0
+    in_flight = httpx.get(f"{fresh.url}/metrics").text
+    assert 'megacity_node_in_flight{node="seoul-a"} 0.0' in in_flight
+    assert 'megacity_node_in_flight{node="seoul-b"} 0.0' in in_flight
