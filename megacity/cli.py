@@ -55,7 +55,36 @@ def _parser() -> argparse.ArgumentParser:
     standin.add_argument("--chunks", type=int, default=8)
     standin.add_argument("--models", nargs="*", default=[])
     standin.set_defaults(func=_standin)
+
+    engine = sub.add_parser("engine", help="run an engine node (speech)")
+    kinds = engine.add_subparsers(metavar="ENGINE")
+    speech = kinds.add_parser("speech", help="a faster-whisper speech node (OpenAI transcriptions)")
+    _speech_args(speech)
+    speech.set_defaults(func=_engine_speech)
     return parser
+
+
+def _speech_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8101)
+    p.add_argument("--name", default="speech", help="node name, reported in X-MegaCity-Node")
+    p.add_argument(
+        "--model",
+        default=os.environ.get("MEGACITY_SPEECH_MODEL") or "small",
+        help="local CTranslate2 Whisper folder or model name (default $MEGACITY_SPEECH_MODEL or small)",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--compute-type", default="auto", help="auto: float16 on CUDA, int8 on CPU")
+    p.add_argument("--workers", type=int, default=1, help="transcriptions run at once")
+    p.add_argument("--cpu-threads", type=int, default=0)
+    p.add_argument("--vad", action="store_true", help="Silero VAD: skip silence")
+    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None, help="one temperature (no fallback)")
+    p.add_argument("--no-condition-on-previous-text", action="store_true")
+    p.add_argument(
+        "--no-preload", action="store_true", help="load the model on first use, not at start"
+    )
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -146,6 +175,49 @@ def _standin(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
         lifespan="off",
+    )
+    return 0
+
+
+def _engine_speech(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from megacity.api.speech_node import create_speech_node
+    from megacity.config.settings import Settings
+    from megacity.engines.speech import SpeechEngineConfig
+    from megacity.observability.logging import configure_logging
+
+    options: dict[str, object] = {
+        "model": args.model,
+        "device": args.device,
+        "compute_type": args.compute_type,
+        "workers": args.workers,
+        "cpu_threads": args.cpu_threads,
+        "vad": args.vad,
+        "beam_size": args.beam_size,
+        "max_new_tokens": args.max_new_tokens,
+        "condition_on_previous_text": not args.no_condition_on_previous_text,
+        "warmup": not args.no_preload,
+    }
+    if args.temperature is not None:
+        options["temperature"] = args.temperature
+    try:
+        settings = Settings(host=args.host, port=args.port)
+        config = SpeechEngineConfig.from_options(options)
+    except (ValueError, ValidationError) as exc:
+        print(f"megacity: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    log.info("speech node starting", extra={"port": args.port, "model": config.model})
+    uvicorn.run(
+        create_speech_node(settings, config, args.name),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
     return 0
 

@@ -77,6 +77,14 @@ class UnsupportedMediaType(MegaCityError):
     code = "unsupported_media_type"
 
 
+class UnprocessableEntity(MegaCityError):
+    """Well-formed request whose content cannot be used (audio too long, undecodable)."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "unprocessable"
+
+
 class ServiceUnavailable(MegaCityError):
     """No node can take the request now (all down, or all full); carries Retry-After."""
 
@@ -101,3 +109,18 @@ class UpstreamTimeout(MegaCityError):
     status = 504
     type = "upstream_error"
     code = "upstream_timeout"
+
+
+def from_envelope(status: int, body: object) -> MegaCityError:
+    """Rebuild a node's enveloped 4xx so the router can pass it to its client unchanged."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        error = {"message": f"the engine node refused the request (HTTP {status})"}
+    exc = MegaCityError(
+        str(error.get("message") or f"HTTP {status}"),
+        code=str(error.get("code") or f"http_{status}"),
+        param=error.get("param") if isinstance(error.get("param"), str) else None,
+    )
+    exc.status = status
+    exc.type = str(error.get("type") or "invalid_request_error")
+    return exc

@@ -355,3 +355,23 @@ def _post_json(url: str, data: dict[str, Any]) -> dict[str, Any]:
     with urllib.request.urlopen(req, timeout=5) as resp:
         result: dict[str, Any] = orjson.loads(resp.read())
         return result
+
+
+class SpeechNodeProcess(ServerProcess):
+    """`megacity engine speech` in a child process; ready once its model has loaded."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        port: int | None = None,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        port = port or free_port()
+        args = ["engine", "speech", "--port", str(port), "--name", name, "--model", model]
+        super().__init__([*args, *extra], port, env)
+        self.name = name
+
+    def start(self, ready_path: str = "/health", timeout_s: float = 30.0) -> ServerProcess:
+        return super().start(ready_path, timeout_s)

@@ -6,15 +6,20 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from megacity.routing.dispatch import Answer
+from megacity.routing.selector import Decision
 
 
 def decision_headers(answer: Answer) -> dict[str, str]:
-    d = answer.decision
+    return route_headers(answer.decision, answer.node, answer.route_ms)
+
+
+def route_headers(d: Decision, node: str, route_ms: float) -> dict[str, str]:
+    """X-MegaCity-* headers: the model, node, tier, zone and locale chosen, and how fast."""
     headers = {
         "X-MegaCity-Model": d.model.name,
-        "X-MegaCity-Node": answer.node,
+        "X-MegaCity-Node": node,
         "X-MegaCity-Tier": d.tier.value if d.tier else "",
-        "X-MegaCity-Route-Ms": f"{answer.route_ms:.3f}",
+        "X-MegaCity-Route-Ms": f"{route_ms:.3f}",
         "X-MegaCity-Zone": d.zone,
         "X-MegaCity-Locale": d.locale,
     }

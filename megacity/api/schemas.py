@@ -79,6 +79,29 @@ class TutorOptions(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
 
 
+class RecognizedWordIn(BaseModel):
+    """One word from a recogniser: seconds from the start, probability 0..1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    word: str = Field(max_length=256)
+    start: float = Field(ge=0, le=86_400)
+    end: float = Field(ge=0, le=86_400)
+    probability: float = Field(default=1.0, ge=0, le=1)
+
+
+class VoiceScoreRequest(BaseModel):
+    """POST /api/v1/kzone/voice/score: score a transcript (and its word timings) without audio."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference_text: str = Field(min_length=1, max_length=5000)
+    language: Literal["ko", "en", "ja", "zh"]
+    mode: Literal["read", "shadowing", "singalong"] = "read"
+    transcript: str = Field(max_length=5000)
+    words: list[RecognizedWordIn] | None = Field(default=None, max_length=2000)
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str
@@ -96,4 +119,7 @@ class RegistryView(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope} for status in (400, 403, 404, 413, 502, 503, 504)
+}
+AUDIO_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope} for status in (400, 403, 404, 413, 415, 422, 502, 503, 504)
 }

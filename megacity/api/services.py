@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from megacity.config.settings import Settings
-from megacity.config.topology import Topology
+from megacity.config.topology import Engine, Topology
 from megacity.engines.openai_http import OpenAIHTTPClient, Timeouts
+from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
+from megacity.engines.speech_http import SpeechHTTPClient
 from megacity.observability.metrics import Metrics
+from megacity.pipelines.voice import VoiceAnalyzer
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
 from megacity.routing.dispatch import Dispatcher
@@ -15,6 +19,7 @@ from megacity.routing.gateway import LLMGateway
 from megacity.routing.health import HealthMonitor
 from megacity.routing.registry import ModelRegistry
 from megacity.routing.selector import ModelSelector
+from megacity.routing.speech import SpeechGateway
 
 
 class Services:
@@ -50,14 +55,41 @@ class Services:
         )
         self.llm = LLMGateway(self.selector, self.strategies, self.dispatcher)
         self.health: HealthMonitor | None = None
+        self.speech_engines: dict[str, SpeechEngine] = {}
         for state in self.balancer.nodes.values():
-            if state.node.in_process:
+            node = state.node
+            if not node.in_process:
+                continue
+            if node.engine is Engine.SPEECH:
+                config = SpeechEngineConfig.from_options(node.options)
+                self.speech_engines[node.name] = SpeechEngine(config, node.name)
+                state.health_reason = f"in-process speech engine, model {config.model!r}"
+            else:
                 # In-process engines register themselves here once they are built in.
                 state.healthy = False
-                state.health_reason = f"in-process {state.node.engine} engine is not available"
+                state.health_reason = f"in-process {node.engine} engine is not available"
+        self.speech = SpeechGateway(
+            self.selector,
+            self.balancer,
+            self.speech_engines,
+            self.metrics,
+            max_audio_s=settings.speech_max_audio_s,
+            queue_timeout_s=settings.queue_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        self.voice = VoiceAnalyzer(self.speech)
+        self._warmups: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.client.start()
+        self.speech.client = SpeechHTTPClient(
+            self.client.session,
+            connect_s=self.settings.connect_timeout_s,
+            total_s=self.settings.speech_timeout_s,
+        )
+        for engine in self.speech_engines.values():
+            if engine.config.warmup:  # in the background: start-up stays fast
+                self._warmups.append(asyncio.create_task(engine.warm_up()))
         self.health = HealthMonitor(
             self.balancer.nodes.values(),
             self.client.session,
@@ -69,4 +101,8 @@ class Services:
     async def stop(self) -> None:
         if self.health is not None:
             await self.health.stop()
+        for task in self._warmups:
+            task.cancel()
+        for engine in self.speech_engines.values():
+            engine.close()
         await self.client.close()

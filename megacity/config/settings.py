@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(default=3, ge=1)
     breaker_reset_s: float = Field(default=5.0, gt=0)
 
+    # Speech: the upload limit (413 above it), the longest audio accepted, and how long a
+    # remote speech node may take to answer one transcription.
+    speech_max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    speech_max_audio_s: float = Field(default=600.0, gt=0)
+    speech_timeout_s: float = Field(default=300.0, gt=0)
+
     topology: Topology | None = None  # set by load(); tests may pass one directly
 
     @classmethod

@@ -46,4 +46,5 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per transcription
     logging.Formatter.converter = time.gmtime

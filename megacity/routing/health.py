@@ -15,15 +15,23 @@ from megacity.routing.balancer import NodeState
 
 log = logging.getLogger("megacity.health")
 
-# vLLM's gauges (summed over label sets; one vLLM server may serve several models).
+# vLLM's gauges (summed over label sets; one vLLM server may serve several models), and
+# the same figures as this project's own engine nodes (`megacity engine ...`) export them.
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
+ENGINE_RUNNING = "megacity_engine_requests_running"
+ENGINE_WAITING = "megacity_engine_requests_waiting"
 KV_CACHE = ("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc")
 
 
 def parse_engine_stats(text: str) -> dict[str, float]:
     """Running, waiting (summed over engines) and KV-cache usage (the fullest) from /metrics."""
-    counts = {RUNNING: "running", WAITING: "waiting"}
+    counts = {
+        RUNNING: "running",
+        WAITING: "waiting",
+        ENGINE_RUNNING: "running",
+        ENGINE_WAITING: "waiting",
+    }
     stats: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -104,6 +104,38 @@ class ModelSelector:
         model = self._registry.resolve(self._registry.localized(name, locale))
         return Decision(zone_id, locale, model, result.tier, auto=True, classification=result)
 
+    def select_engine(self, engine: Engine, requested: str | None, ctx: RequestContext) -> Decision:
+        """The model for a non-LLM request: the named one (checked), else the zone's default."""
+        zone_id, zone = self.zone(ctx)
+        locale = self.locale(ctx, zone)
+        if ctx.region is not None and ctx.region not in self._regions:
+            raise BadRequest(
+                f"unknown region {ctx.region!r}", code="unknown_region", param="X-Region"
+            )
+        if requested in (None, "", AUTO):
+            name = zone.engines.get(engine)
+            if name is None:
+                raise BadRequest(
+                    f"zone {zone_id!r} has no {engine} model configured",
+                    code="no_model_for_zone",
+                    param="model",
+                )
+        else:
+            name = self._registry.canonical(requested)
+            if self._registry.model(name).engine is not engine:
+                raise BadRequest(
+                    f"model {requested!r} is not a {engine} model",
+                    code="wrong_engine",
+                    param="model",
+                )
+            if zone.allowed_models and name not in zone.allowed_models:
+                raise Forbidden(
+                    f"model {name!r} is not allowed in zone {zone_id!r}",
+                    code="model_not_allowed",
+                    param="model",
+                )
+        return Decision(zone_id, locale, self._registry.resolve(name), None, auto=False)
+
     def _model_for_tier(self, zone_id: str, zone: Zone, tier: Tier) -> str:
         """The zone's model for a tier: exact, else the nearest smaller, else larger, else default."""
         by_tier = zone.tiers.models

@@ -1,0 +1,93 @@
+"""A remote speech node (`megacity engine speech --port 8101`): the in-process engine over HTTP.
+
+It serves the same OpenAI `/v1/audio/transcriptions` as the router, with the same form
+parsing, audio decoding, limits, error envelope and response formats, plus `/health`
+(503 until the model is loaded, or when it cannot be) and `/metrics` (requests running
+and waiting, read by the router's health monitor to balance across nodes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import ORJSONResponse
+from starlette.responses import Response
+
+import megacity
+from megacity.api import errors
+from megacity.api.schemas import AUDIO_ERROR_RESPONSES
+from megacity.api.transcription import parse_transcription, read_upload_form, render
+from megacity.config.settings import Settings
+from megacity.engines.audio import decode_audio
+from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
+
+
+def create_speech_node(settings: Settings, config: SpeechEngineConfig, name: str) -> FastAPI:
+    """The node app; the model loads in the background at start unless `preload` is off."""
+    engine = SpeechEngine(config, name)
+    warmup: list[asyncio.Task[None]] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if config.warmup:
+            warmup.append(asyncio.create_task(engine.warm_up()))
+        try:
+            yield
+        finally:
+            for task in warmup:
+                task.cancel()
+            engine.close()
+
+    app = FastAPI(
+        title=f"MegaCity speech node {name}",
+        version=megacity.__version__,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.engine = engine
+    errors.install(app)
+
+    @app.post(
+        "/v1/audio/transcriptions",
+        responses=AUDIO_ERROR_RESPONSES,
+        summary="Transcribe audio (OpenAI-compatible)",
+    )
+    async def transcriptions(request: Request) -> Response:
+        form = await read_upload_form(request, settings.speech_max_upload_bytes)
+        req = parse_transcription(form)
+        samples = await asyncio.to_thread(
+            decode_audio, req.upload.data, max_seconds=settings.speech_max_audio_s
+        )
+        transcript = await engine.transcribe(samples, req.options)
+        response = render(transcript, req)
+        response.headers["X-MegaCity-Node"] = name
+        return response
+
+    @app.get("/health")
+    async def health() -> Response:
+        if engine.loaded:
+            return ORJSONResponse({"status": "ok", "model": config.model})
+        if engine.failure is not None:
+            return ORJSONResponse(
+                {"status": "down", "model": config.model, "reason": engine.failure}, 503
+            )
+        if config.warmup:
+            return ORJSONResponse({"status": "loading", "model": config.model}, 503)
+        return ORJSONResponse({"status": "ok", "model": config.model, "loaded": False})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        text = (
+            "# TYPE megacity_engine_requests_running gauge\n"
+            f"megacity_engine_requests_running {float(engine.running)}\n"
+            "# TYPE megacity_engine_requests_waiting gauge\n"
+            f"megacity_engine_requests_waiting {float(engine.waiting)}\n"
+            "# TYPE megacity_engine_model_loaded gauge\n"
+            f"megacity_engine_model_loaded {1.0 if engine.loaded else 0.0}\n"
+        )
+        return Response(text, media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,1 @@
+"""Composition: pipelines that combine routes and pure scoring (voice practice, coaching)."""
