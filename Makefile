@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 CONFIG ?= examples/topology.yaml
 
-.PHONY: run serve test lint typecheck services bench clean
+.PHONY: run serve test lint typecheck services espeak bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ serve: $(STAMP)
 	$(VENV)/bin/megacity serve --config $(CONFIG)
 
 ## test: lint, type-check and the whole test suite (starts PostgreSQL/Redis if stopped)
-test: $(STAMP) services lint typecheck
+test: $(STAMP) services espeak lint typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -37,9 +37,17 @@ typecheck: $(STAMP)
 services:
 	@bash scripts/services.sh
 
+# espeak-ng makes the speech tests' audio; installed once, quietly (sudo when not root).
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng ) >/dev/null 2>&1 \
+	  || echo "warning: could not install espeak-ng; speech tests skip (fail under CI=true)"; }
+
 ## bench: benchmarks, printed as tables
 bench: $(STAMP)
 	$(PY) bench/gateway.py
+	$(PY) bench/speech.py
 	$(PY) bench/scoring_pronunciation.py
 	$(PY) bench/scoring_dtw.py
 

@@ -433,6 +433,9 @@ def test_unloadable_model_starts_fast_then_503_naming_the_setting(tmp_path: Path
             error = _envelope(r, 503, "model_unavailable")
             assert "'small'" in error["message"] and "MEGACITY_SPEECH_MODEL" in error["message"]
             assert r.headers["Retry-After"]
+            speech = h.get("/readyz").json()["engines"]["speech"]
+            assert speech["ready"] is False
+            assert "MEGACITY_SPEECH_MODEL" in speech["nodes"]["speech-local"]["reason"]
             c = client(router.url)
             with pytest.raises(openai.InternalServerError):
                 c.audio.transcriptions.create(file=("a.wav", shared_wav("en1")), model="whisper-1")
