@@ -223,3 +223,31 @@ def test_tier_floor(
     decision = selector.select(AUTO, ctx(zone, "ko"), PromptInfo(SHORT), tier_floor=floor)
     assert decision.tier is tier
     assert decision.model.name == model
+
+
+@pytest.mark.parametrize("requested", [None, "", AUTO, "whisper-1", "whisper-large-v3"])
+def test_speech_model_from_zone_or_alias(selector: ModelSelector, requested: str | None) -> None:
+    from megacity.config.topology import Engine
+
+    decision = selector.select_engine(Engine.SPEECH, requested, ctx("ktube"))
+    assert decision.model.name == "whisper-large-v3"
+    assert (decision.zone, decision.locale, decision.tier) == ("ktube", "ko", None)
+
+
+@pytest.mark.parametrize(
+    ("zone", "requested", "error", "code"),
+    [
+        ("univprep", None, BadRequest, "no_model_for_zone"),  # no speech engine in the zone
+        ("univprep", "whisper-1", Forbidden, "model_not_allowed"),
+        ("ktube", "seoul-medium-kr", BadRequest, "wrong_engine"),
+        ("ktube", "whisper-9", NotFound, "model_not_found"),
+    ],
+)
+def test_speech_model_errors(
+    selector: ModelSelector, zone: str, requested: str | None, error: type, code: str
+) -> None:
+    from megacity.config.topology import Engine
+
+    with pytest.raises(error) as info:
+        selector.select_engine(Engine.SPEECH, requested, ctx(zone))
+    assert info.value.code == code
