@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -111,7 +112,6 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     if settings is None:
         return 2
-    import uvicorn
 
     from megacity.api.app import create_app
     from megacity.observability.logging import configure_logging
@@ -126,17 +126,24 @@ def _serve(args: argparse.Namespace) -> int:
         "router starting",
         extra={"host": settings.host, "port": settings.port, "config": str(settings.config)},
     )
+    _run_server(app, settings.host, settings.port)
+    return 0
+
+
+def _run_server(app: Any, host: str, port: int) -> None:
+    """uvicorn with uvloop + httptools, our JSON logging, no access log (we log requests)."""
+    import uvicorn
+
     uvicorn.run(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         loop="uvloop",
         http="httptools",
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
     )
-    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -180,7 +187,6 @@ def _standin(args: argparse.Namespace) -> int:
 
 
 def _engine_speech(args: argparse.Namespace) -> int:
-    import uvicorn
 
     from megacity.api.speech_node import create_speech_node
     from megacity.config.settings import Settings
@@ -209,16 +215,7 @@ def _engine_speech(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level)
     log.info("speech node starting", extra={"port": args.port, "model": config.model})
-    uvicorn.run(
-        create_speech_node(settings, config, args.name),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    _run_server(create_speech_node(settings, config, args.name), args.host, args.port)
     return 0
 
 
