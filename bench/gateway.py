@@ -24,6 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import closed_loop, pct, table  # noqa: E402
+
 from megacity.config.topology import load_topology  # noqa: E402
 from megacity.routing import Balancer, ModelRegistry, ModelSelector, PromptInfo  # noqa: E402
 from megacity.routing.context import RequestContext  # noqa: E402
@@ -61,11 +63,6 @@ class Run:
     ttft50: float = 0.0  # ms, streams only
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def _load(url: str, concurrency: int, total: int, stream: bool) -> Run:
     body = orjson.dumps({**BODY, "stream": stream})
     latencies: list[float] = []
@@ -88,23 +85,13 @@ async def _load(url: str, concurrency: int, total: int, stream: bool) -> Run:
                     await resp.read()
             latencies.append((time.perf_counter() - t0) * 1000)
 
-        for _ in range(min(total // 10, 200)):  # warm-up: connections, caches
-            await one()
-        latencies.clear()
-        ttfts.clear()
-        remaining = iter(range(total))
-
-        async def worker() -> None:
-            for _ in remaining:
-                await one()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        warmup = min(total // 10, 200)  # connections, caches
+        elapsed = await closed_loop(one, concurrency, total, warmup)
+    latencies, ttfts = latencies[warmup:], ttfts[warmup:]
     return Run(
         total / elapsed,
         statistics.median(latencies),
-        _pct(latencies, 0.99),
+        pct(latencies, 0.99),
         statistics.median(ttfts) if ttfts else 0.0,
     )
 
@@ -141,15 +128,6 @@ def _decision_us(iterations: int = 20000) -> tuple[float, float]:
     return auto, named
 
 
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print(f"\n{title}")
-    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer requests")
@@ -169,7 +147,7 @@ def main() -> None:
             standin.stop()
         startup = _startup_seconds(str(config))
     auto_us, named_us = _decision_us()
-    _table(
+    table(
         "Start-up and routing decision (target: start-up ≤ 2 s, decision ≤ 200 µs)",
         ["what", "value"],
         [
@@ -208,7 +186,7 @@ def _gateway(standin: StandinProcess, router: RouterProcess, scale: float) -> No
             else:
                 row.append("")
             rows.append(row)
-    _table(
+    table(
         "Gateway: stand-in direct vs through the router (one router process; 8 chunks per stream)"
         "\n  targets: added p50 ≤ 1.5 ms at c=1, ≥ 1,000 req/s at c=16, TTFT added ≤ 2 ms",
         [
@@ -234,7 +212,7 @@ def _chunks(standin: StandinProcess, router: RouterProcess, scale: float) -> Non
     finally:
         standin.configure(chunks=8, chunk_ms=0)
     per_chunk = (routed.p50 - direct.p50) / (chunks + 1)
-    _table(
+    table(
         f"Streaming relay: {chunks} chunks, 1 ms apart, concurrency 1 (target ≤ 0.1 ms per chunk)",
         ["what", "direct", "router", "added"],
         [

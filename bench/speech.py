@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import av
 import numpy as np
 import orjson
 import uvloop
@@ -32,13 +30,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import closed_loop, pct, table  # noqa: E402
+
 from megacity.engines.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from megacity.engines.speech import (  # noqa: E402
     SpeechEngine,
     SpeechEngineConfig,
     TranscribeOptions,
 )
-from megacity.testing import RouterProcess  # noqa: E402
+from megacity.testing import RouterProcess, wav_bytes  # noqa: E402
 
 SHARED = ROOT / ".." / "shared"
 MODEL = str((SHARED / "models" / "whisper-random-tiny-ct2").resolve())
@@ -75,29 +75,7 @@ def _clip() -> tuple[np.ndarray, bytes]:
     ]
     samples = np.concatenate(parts)[: int(CLIP_S * SAMPLE_RATE)]
     samples = np.pad(samples, (0, int(CLIP_S * SAMPLE_RATE) - samples.size))
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="wav") as container:
-        stream = container.add_stream("pcm_s16le", rate=SAMPLE_RATE, layout="mono")
-        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
-        frame.rate = SAMPLE_RATE
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
-    return samples.astype(np.float32), buf.getvalue()
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print(f"\n{title}")
-    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    return samples.astype(np.float32), wav_bytes(samples, SAMPLE_RATE)
 
 
 def _engine(samples: np.ndarray, wav: bytes, runs: int) -> None:
@@ -129,12 +107,12 @@ def _engine(samples: np.ndarray, wav: bytes, runs: int) -> None:
         rows.append(
             [
                 f"transcribe 5 s clip{' + word timings' if words else ''} p50 / p99",
-                f"{p50:.0f} / {_pct(times, 0.99):.0f} ms",
+                f"{p50:.0f} / {pct(times, 0.99):.0f} ms",
                 f"RTF {p50 / 1000 / CLIP_S:.3f}",
             ]
         )
     engine.close()
-    _table(
+    table(
         "In-process speech engine, CPU int8, 1 worker (random tiny model, ≤ 16 tokens per window)",
         ["what", "time", "real-time factor"],
         rows,
@@ -159,19 +137,10 @@ async def _post_many(
                     raise RuntimeError(f"HTTP {resp.status}: {body[:300]!r}")
             latencies.append((time.perf_counter() - t0) * 1000)
 
-        for _ in range(min(20, total // 10 + 1)):
-            await one()
-        latencies.clear()
-        remaining = iter(range(total))
-
-        async def worker() -> None:
-            for _ in remaining:
-                await one()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return total / elapsed, statistics.median(latencies), _pct(latencies, 0.99)
+        warmup = min(20, total // 10 + 1)
+        elapsed = await closed_loop(one, concurrency, total, warmup)
+    latencies = latencies[warmup:]
+    return total / elapsed, statistics.median(latencies), pct(latencies, 0.99)
 
 
 def _router(router: RouterProcess, wav: bytes, scale: float) -> None:
@@ -216,7 +185,7 @@ def _router(router: RouterProcess, wav: bytes, scale: float) -> None:
                 "",
             ]
         )
-    _table(
+    table(
         "Through one router process (in-process engine; scoring excludes transcription)",
         ["endpoint", "conc", "req/s", "p50/p99 ms", ""],
         rows,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
@@ -243,6 +245,24 @@ async def _json(send: Send, status: int, data: Any) -> None:
 async def _text(send: Send, status: int, text: str) -> None:
     await send(_start(status, b"text/plain; version=0.0.4"))
     await send({"type": "http.response.body", "body": text.encode()})
+
+
+# --- audio for tests and benchmarks ---------------------------------------------------
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
+    """Mono float samples in [-1, 1] as a 16-bit PCM WAV file, encoded with PyAV."""
+    import av  # only speech tests and benchmarks need it
+
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
+        frame.rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return buf.getvalue()
 
 
 # --- running servers as real processes (tests, benchmarks) ----------------------------

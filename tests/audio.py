@@ -14,6 +14,8 @@ import av
 import numpy as np
 import pytest
 
+from megacity.testing import wav_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
 AUDIO_DIR = SHARED / "audio"
@@ -130,12 +132,4 @@ def encode(samples: np.ndarray, rate: int, fmt: str) -> bytes:
 def tone_wav(seconds: float, rate: int = 16_000) -> bytes:
     """A 16-bit PCM WAV of a quiet 440 Hz tone."""
     t = np.arange(int(seconds * rate)) / rate
-    pcm = (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="wav") as container:
-        stream = container.add_stream("pcm_s16le", rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
-        frame.rate = rate
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
-    return buf.getvalue()
+    return wav_bytes(0.2 * np.sin(2 * np.pi * 440 * t), rate)
