@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,8 +101,3 @@ class LLMGateway:
         body = orjson.dumps(payload)
         admission = Admission(path, body, stream, ctx.request_id, ctx.region, started)
         return await self._dispatcher.send(decision, admission)
-
-
-def now() -> float:
-    """The clock requests are timed with (seconds, monotonic, high resolution)."""
-    return time.perf_counter()
