@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from megacity.config.topology import Topology, TopologyError, load_topology
@@ -42,6 +42,23 @@ class Settings(BaseSettings):
     speech_max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     speech_max_audio_s: float = Field(default=600.0, gt=0)
     speech_timeout_s: float = Field(default=300.0, gt=0)
+
+    # Motion: the video upload limit, the longest clip accepted, and how long a remote
+    # pose node may take to answer one extraction.
+    dance_max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    dance_max_video_s: float = Field(default=300.0, gt=0)
+    pose_timeout_s: float = Field(default=600.0, gt=0)
+
+    # State. Embedded defaults live under data_dir: SQLite (megacity.db) and a local
+    # folder as object store (objects/). DATABASE_URL switches to PostgreSQL.
+    data_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MEGACITY_DATABASE_URL", "DATABASE_URL")
+    )
+    storage_dir: Path | None = None  # default: data_dir / "objects"
+    public_url: str | None = None  # base of signed download URLs (default: http://host:port)
+    url_signing_key: SecretStr | None = None  # default: a key file kept in data_dir
+    signed_url_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
 
     topology: Topology | None = None  # set by load(); tests may pass one directly
 
