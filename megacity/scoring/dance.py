@@ -122,7 +122,11 @@ class TimelinePoint:
 
 @dataclass(frozen=True)
 class WorstMoment:
-    """A stretch of the learner's video (s) where one body part was far off, and how."""
+    """A stretch of the learner's video (s) where one body part was far off, and how.
+
+    ``peak_s`` is the learner's frame where the part was furthest off, ``reference_s`` the
+    reference frame the DTW matched to it (for drawing both poses side by side).
+    """
 
     start_s: float
     end_s: float
@@ -131,6 +135,8 @@ class WorstMoment:
     score: float
     en: str
     ko: str
+    peak_s: float
+    reference_s: float
 
 
 @dataclass(frozen=True)
@@ -362,8 +368,12 @@ def _worst_moments(
             noun, _, subj = PART_NAMES[part]
             what_en, what_ko, _, _ = ISSUE_PHRASES[issue]
             end = min(end, float(times[-1]))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                frame_err = fe.num[rows, p] / fe.den[rows, p]
+            peak = int(rows[np.nanargmax(frame_err)]) if np.isfinite(frame_err).any() else int(rows[0])
             moment = WorstMoment(start, end, part, issue, score_from_error(worst),
-                                 what_en.format(n=noun), what_ko.format(s=subj))  # fmt: skip
+                                 what_en.format(n=noun), what_ko.format(s=subj), float(times[peak]),
+                                 float(al.reference.times[fe.ref_frame[peak]]))  # fmt: skip
             found.append((worst * (b1 - b0) ** 0.5, moment))
     found.sort(key=lambda x: -x[0])  # long and bad first
     return tuple(m for _, m in found[: cfg.max_moments])

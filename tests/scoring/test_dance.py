@@ -181,6 +181,9 @@ def test_one_arm_wrong_for_two_seconds_is_found_and_explained() -> None:
     assert worst.part == "left_arm" and worst.issue == "too_low"
     assert worst.start_s <= 4.5 and worst.end_s >= 5.5
     assert worst.en == "left arm too low" and worst.ko == "왼팔이 너무 낮아요"
+    # The peak lies inside the moment; the same dance at the same tempo matches ~the same time.
+    assert worst.start_s <= worst.peak_s <= worst.end_s
+    assert abs(worst.reference_s - worst.peak_s) < 0.2
     advice = [f for f in result.feedback if f.part == "left_arm"]
     assert advice[0].en == "Raise your left arm higher at 0:04."
     assert advice[0].ko == "0:04에 왼팔을 더 높이 드세요."
