@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from megacity.engines.audio import SAMPLE_RATE
-from megacity.errors import ServiceUnavailable
+from megacity.engines.errors import ModelUnavailable
 
 log = logging.getLogger("megacity.speech")
 
@@ -221,12 +221,6 @@ class SpeechEngineConfig:
         if self.compute_type != "auto":
             return self.compute_type
         return "float16" if device == "cuda" else "int8"
-
-
-class ModelUnavailable(ServiceUnavailable):
-    """The speech model could not be loaded (missing folder, no download possible, bad files)."""
-
-    code = "model_unavailable"
 
 
 class SpeechEngine:

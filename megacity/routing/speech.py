@@ -10,24 +10,19 @@ and a node that fails before answering — a remote one that is down, hung or an
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from dataclasses import dataclass
+
+import numpy as np
 
 from megacity.config.topology import Engine
 from megacity.engines.audio import decode_audio
-from megacity.engines.openai_http import UpstreamFailure
-from megacity.engines.speech import ModelUnavailable, SpeechEngine, TranscribeOptions, Transcript
+from megacity.engines.speech import SpeechEngine, TranscribeOptions, Transcript
 from megacity.engines.speech_http import AudioUpload, SpeechHTTPClient
-from megacity.errors import MegaCityError, UpstreamError, UpstreamTimeout
 from megacity.observability.metrics import Metrics
 from megacity.routing.balancer import Balancer, Lease
 from megacity.routing.context import RequestContext
+from megacity.routing.engine_call import EngineCaller
 from megacity.routing.selector import Decision, ModelSelector
-
-log = logging.getLogger("megacity.speech")
-
-MAX_ATTEMPTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +50,15 @@ class SpeechGateway:
         retry_after_s: int,
     ) -> None:
         self._selector = selector
-        self._balancer = balancer
         self.engines = engines  # in-process engines by node name
-        self._metrics = metrics
         self._max_audio_s = max_audio_s
-        self._queue_timeout_s = queue_timeout_s
-        self._retry_after_s = retry_after_s
+        self._caller = EngineCaller(
+            "speech",
+            balancer,
+            metrics,
+            queue_timeout_s=queue_timeout_s,
+            retry_after_s=retry_after_s,
+        )
         self.client: SpeechHTTPClient | None = None  # set at start (needs the aiohttp session)
 
     def decide(self, ctx: RequestContext, requested: str | None) -> Decision:
@@ -76,48 +74,22 @@ class SpeechGateway:
         started: float,
     ) -> SpeechAnswer:
         """Transcribe on the best node, failing over once to another."""
-        model = decision.model.name
-        tried: list[str] = []
-        route_ms = 0.0
-        failure: Exception | None = None
-        samples = None  # decoded once, only if an in-process node takes the request
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt and not self._balancer.any_alive(model, tried):
-                break
-            lease = await self._balancer.acquire(
-                model,
-                ctx.region,
-                exclude=tried,
-                timeout_s=self._queue_timeout_s,
-                retry_after_s=self._retry_after_s,
-            )
-            if not attempt:
-                route_ms = (time.perf_counter() - started) * 1000
-                self._metrics.observe_route(route_ms / 1000)
-            outcome: bool | None = None
-            try:
-                engine = self.engines.get(lease.name)
-                if engine is not None:
-                    if samples is None:
-                        samples = await asyncio.to_thread(
-                            decode_audio, upload.data, max_seconds=self._max_audio_s
-                        )
-                    transcript = await engine.transcribe(samples, options)
-                else:
-                    transcript = await self._remote(lease, decision, upload, options, ctx)
-                outcome = True
-                return SpeechAnswer(transcript, decision, lease.name, route_ms)
-            except (UpstreamFailure, ModelUnavailable) as exc:
-                outcome = None if isinstance(exc, ModelUnavailable) else False
-                failure = exc
-                tried.append(lease.name)
-                self._failed(lease, exc, ctx, attempt, model)
-            except MegaCityError:
-                outcome = True  # the node worked; the request was bad (e.g. corrupt audio)
-                raise
-            finally:
-                self._balancer.release(lease, outcome)
-        raise _client_error(failure, model)
+        samples: list[np.ndarray] = []  # decoded once, only if an in-process node serves
+
+        async def call(lease: Lease) -> Transcript:
+            engine = self.engines.get(lease.name)
+            if engine is None:
+                return await self._remote(lease, decision, upload, options, ctx)
+            if not samples:
+                samples.append(
+                    await asyncio.to_thread(
+                        decode_audio, upload.data, max_seconds=self._max_audio_s
+                    )
+                )
+            return await engine.transcribe(samples[0], options)
+
+        answer = await self._caller.run(ctx, decision.model.name, started, call)
+        return SpeechAnswer(answer.value, decision, answer.node, answer.route_ms)
 
     async def _remote(
         self,
@@ -133,33 +105,3 @@ class SpeechGateway:
         return await self.client.transcribe(
             node, decision.model.served_as, upload, options, ctx.request_id
         )
-
-    def _failed(
-        self, lease: Lease, exc: Exception, ctx: RequestContext, attempt: int, model: str
-    ) -> None:
-        kind = exc.kind if isinstance(exc, UpstreamFailure) else "model_unavailable"
-        if isinstance(exc, ModelUnavailable):
-            lease.state.health_reason = exc.message
-        self._metrics.upstream_error(lease.name, kind)
-        log.warning(
-            "speech node failed",
-            extra={
-                "request_id": ctx.request_id,
-                "node": lease.name,
-                "kind": kind,
-                "detail": getattr(exc, "detail", str(exc))[:300],
-                "attempt": attempt + 1,
-            },
-        )
-        if attempt + 1 < MAX_ATTEMPTS:
-            self._metrics.failover(model, lease.name)
-
-
-def _client_error(failure: Exception | None, model: str) -> MegaCityError:
-    if isinstance(failure, MegaCityError):
-        return failure  # e.g. the model cannot be loaded: its message says what to configure
-    if isinstance(failure, UpstreamFailure) and failure.kind == "timeout":
-        return UpstreamTimeout(f"the speech node for {model!r} did not answer in time")
-    if isinstance(failure, UpstreamFailure):
-        return UpstreamError(f"the speech node for {model!r} failed ({failure.kind})")
-    return UpstreamError(f"no node could serve model {model!r}")
