@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 import megacity
 from megacity.api import errors
+from megacity.api.engine_node import add_health_and_metrics
 from megacity.api.schemas import AUDIO_ERROR_RESPONSES
 from megacity.api.transcription import parse_transcription, read_upload_form, render
 from megacity.config.settings import Settings
@@ -66,28 +67,5 @@ def create_speech_node(settings: Settings, config: SpeechEngineConfig, name: str
         response.headers["X-MegaCity-Node"] = name
         return response
 
-    @app.get("/health")
-    async def health() -> Response:
-        if engine.loaded:
-            return ORJSONResponse({"status": "ok", "model": config.model})
-        if engine.failure is not None:
-            return ORJSONResponse(
-                {"status": "down", "model": config.model, "reason": engine.failure}, 503
-            )
-        if config.warmup:
-            return ORJSONResponse({"status": "loading", "model": config.model}, 503)
-        return ORJSONResponse({"status": "ok", "model": config.model, "loaded": False})
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        text = (
-            "# TYPE megacity_engine_requests_running gauge\n"
-            f"megacity_engine_requests_running {float(engine.running)}\n"
-            "# TYPE megacity_engine_requests_waiting gauge\n"
-            f"megacity_engine_requests_waiting {float(engine.waiting)}\n"
-            "# TYPE megacity_engine_model_loaded gauge\n"
-            f"megacity_engine_model_loaded {1.0 if engine.loaded else 0.0}\n"
-        )
-        return Response(text, media_type="text/plain; version=0.0.4")
-
+    add_health_and_metrics(app, engine, config.model, config.warmup)
     return app

@@ -136,34 +136,34 @@ class TranscriptionRequest:
     granularities: frozenset[str]
 
 
-async def read_upload_form(request: Request, max_file_bytes: int) -> Form:
+async def read_upload_form(request: Request, max_file_bytes: int, what: str = "audio") -> Form:
     """The multipart form, refusing a body or a file over the upload limit with 413."""
     try:
         form = await read_form(request, max_file_bytes + FORM_OVERHEAD)
     except PayloadTooLarge:
-        raise _too_large(max_file_bytes) from None
+        raise _too_large(max_file_bytes, what) from None
     upload = form.files.get("file")
     if upload is not None and len(upload.data) > max_file_bytes:
-        raise _too_large(max_file_bytes)
+        raise _too_large(max_file_bytes, what)
     return form
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def _too_large(limit: int, what: str) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the audio file is over the {limit / 1024 / 1024:g} MB limit",
+        f"the {what} file is over the {limit / 1024 / 1024:g} MB limit",
         code="file_too_large",
         param="file",
     )
 
 
-def audio_upload(form: Form) -> AudioUpload:
+def audio_upload(form: Form, what: str = "audio") -> AudioUpload:
     """The `file` part (400 when missing); its name is kept as a label only, made safe."""
     file = form.files.get("file")
     if file is None:
-        raise BadRequest("the form needs a `file` part with the audio", param="file")
+        raise BadRequest(f"the form needs a `file` part with the {what}", param="file")
     name = _SAFE_NAME.sub("_", file.filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[:64]
     ctype = file.content_type if re.fullmatch(r"[\w.+-]+/[\w.+-]+", file.content_type) else ""
-    return AudioUpload(file.data, name or "audio", ctype or "application/octet-stream")
+    return AudioUpload(file.data, name or what, ctype or "application/octet-stream")
 
 
 def language_field(form: Form, name: str = "language") -> str | None:

@@ -10,7 +10,6 @@ on another node.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import aiohttp
 import orjson
@@ -18,19 +17,14 @@ import orjson
 from megacity.config.topology import Node
 from megacity.engines.openai_http import UpstreamFailure
 from megacity.engines.speech import TranscribeOptions, Transcript
+from megacity.engines.upload import MediaUpload
 from megacity.errors import from_envelope
 
 TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
 _MAX_BODY = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class AudioUpload:
-    """An uploaded file, held in memory; `filename` is only a label sent on, never a path."""
-
-    data: bytes
-    filename: str = "audio"
-    content_type: str = "application/octet-stream"
+AudioUpload = MediaUpload  # the speech engine's name for it
 
 
 class SpeechHTTPClient:
