@@ -1,0 +1,1 @@
+"""Alembic migrations, applied in-process by `Database.upgrade()` (no alembic.ini)."""

@@ -1,0 +1,122 @@
+"""The relational model: stored objects (for retention) and dance references.
+
+Timestamps are timezone-aware UTC on every backend: SQLite keeps no zone, so UTCDateTime
+refuses naive values on the way in and attaches UTC on the way out.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint and index names: migrations and autogenerate compare them by name.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+KEY_LENGTH = 1024  # object keys (see megacity.storage.keys)
+ID_LENGTH = 128  # user ids and other ids supplied by the platform
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """DateTime(timezone=True) that stores and returns aware UTC datetimes only."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: pass an aware (UTC) datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value)!r}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+class StoredObject(Base):
+    """One object in the object store, with what a retention sweep needs to find it."""
+
+    __tablename__ = "stored_objects"
+
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(None, "expires_at"),  # sweep: expired objects
+        Index(None, "kind", "created_at"),  # sweep: objects of a kind older than its policy
+        Index(None, "owner_id"),  # a user's objects (export, erasure)
+    )
+
+
+class DanceReference(Base):
+    """A reference dance: its pose sequence (and video) in the store, its shape here.
+
+    Its objects cannot be removed from stored_objects while it exists (ON DELETE
+    RESTRICT); `references.delete_reference` removes the row and its objects together.
+    """
+
+    __tablename__ = "dance_references"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    title: Mapped[str] = mapped_column(String(200))
+    bpm: Mapped[float | None] = mapped_column(Float)
+    owner_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    fps: Mapped[float] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    keypoints_key: Mapped[str] = mapped_column(
+        ForeignKey("stored_objects.key", ondelete="RESTRICT")
+    )
+    video_key: Mapped[str | None] = mapped_column(
+        ForeignKey("stored_objects.key", ondelete="RESTRICT")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index(None, "created_at"),  # newest first
+        Index(None, "owner_id", "created_at"),  # one owner's, newest first
+        UniqueConstraint("keypoints_key"),  # an object belongs to one reference at most;
+        UniqueConstraint("video_key"),  # also the index ON DELETE RESTRICT checks use
+    )
