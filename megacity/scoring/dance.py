@@ -76,9 +76,15 @@ class DanceConfig:
     band_max_s: float = 10.0  # and at most this many (memory: frames × band)
     bin_s: float = 1.0  # timeline / heatmap bin
     bpm: float | None = None  # if given, bins are beats (60 / bpm s) from the first frame
-    visibility_low: float = 0.3  # landmark weight ramps from 0 here ...
-    visibility_high: float = 0.7  # ... to 1 here
+    # Landmark weight ramps from 0 at visibility_low to 1 at visibility_high. MediaPipe
+    # guesses occluded and off-camera limbs at visibility ~0.2-0.4 (measured on the
+    # tests' real photo): those guesses jitter, and must not be scored as moves.
+    visibility_low: float = 0.4
+    visibility_high: float = 0.75
     max_gap_s: float = 0.5  # interpolate landmarks missing up to this long
+    # Landmarks further than this outside the frame are unseen (image-normalised input);
+    # None for keypoints in another coordinate system.
+    frame_margin: float | None = 0.05
     moment_min_error_deg: float = 35.0  # part-bin error φ from which a moment is "worst"
     max_moments: int = 5
     max_feedback: int = 3  # advice sentences, besides the summary and timing lines
@@ -93,6 +99,7 @@ class DanceConfig:
             (self.bpm is not None and not 20 <= self.bpm <= 400, "bpm must be within 20..400"),
             (not 0 <= self.visibility_low < self.visibility_high <= 1, "need 0 <= visibility_low < visibility_high <= 1"),
             (not 0 <= self.max_gap_s <= 5, "max_gap_s must be within 0..5"),
+            (self.frame_margin is not None and not 0 <= self.frame_margin <= 1, "frame_margin must be within 0..1"),
             (not 0 <= self.moment_min_error_deg <= 90, "moment_min_error_deg must be within 0..90"),
             (not 0 <= self.max_moments <= 50, "max_moments must be within 0..50"),
             (not 0 <= self.max_feedback <= 50, "max_feedback must be within 0..50"),
@@ -221,6 +228,7 @@ def _motion(seq: PoseSequence, cfg: DanceConfig, who: str, mirror: bool = False)
         visibility_low=cfg.visibility_low,
         visibility_high=cfg.visibility_high,
         max_gap_s=cfg.max_gap_s,
+        frame_margin=cfg.frame_margin,
     )
     if m.present.sum() < MIN_PRESENT_FRAMES:
         raise ValueError(

@@ -168,15 +168,26 @@ def extract_motion(
     seq: PoseSequence,
     *,
     mirror: bool = False,
-    visibility_low: float = 0.3,
-    visibility_high: float = 0.7,
+    visibility_low: float = 0.4,
+    visibility_high: float = 0.75,
     max_gap_s: float = 0.5,
+    frame_margin: float | None = None,
 ) -> Motion:
-    """Normalise a pose sequence and compute its features; ``mirror`` swaps left/right and flips x."""
+    """Normalise a pose sequence and compute its features; ``mirror`` swaps left/right and flips x.
+
+    With ``frame_margin`` (image-normalised coordinates only), a landmark outside the frame
+    by more than that margin counts as unseen: pose models guess off-frame limbs (a dancer
+    filmed from the waist up still gets knees), and a guess is not a movement to score.
+    """
     kp = seq.keypoints
     xy = kp[:, :, :2] * np.array([seq.aspect_ratio, 1.0])
     w = landmark_weights(kp[:, :, 3], visibility_low, visibility_high)
     w = np.where(np.isnan(xy).any(axis=2), 0.0, w)
+    if frame_margin is not None:
+        with np.errstate(invalid="ignore"):
+            lo, hi = -frame_margin, 1.0 + frame_margin
+            inside = ((kp[:, :, :2] >= lo) & (kp[:, :, :2] <= hi)).all(axis=2)
+        w = np.where(inside, w, 0.0)
     if mirror:
         xy = xy[:, list(MIRROR_INDEX)] * np.array([-1.0, 1.0])
         w = w[:, list(MIRROR_INDEX)]
