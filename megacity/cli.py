@@ -47,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path)
     check.set_defaults(func=_check)
 
+    db = sub.add_parser("db", help="the relational database (SQLite default, DATABASE_URL)")
+    db_actions = db.add_subparsers(metavar="ACTION")
+    upgrade = db_actions.add_parser("upgrade", help="apply the schema migrations (idempotent)")
+    upgrade.add_argument(
+        "--database-url",
+        help="database URL (default: $MEGACITY_DATABASE_URL, $DATABASE_URL, or SQLite in data_dir)",
+    )
+    upgrade.set_defaults(func=_db_upgrade)
+
     standin = sub.add_parser("standin", help="run a stand-in vLLM server (tests, demos)")
     standin.add_argument("--host", default="127.0.0.1")
     standin.add_argument("--port", type=int, required=True)
@@ -158,6 +167,37 @@ def _check(args: argparse.Namespace) -> int:
         f"{args.config}: ok — {len(topo.regions)} regions, {len(topo.nodes)} nodes,"
         f" {len(topo.models)} models, {len(topo.zones)} zones"
     )
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from megacity.config.settings import Settings
+    from megacity.db import DatabaseError, build_database
+
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    try:
+        db = build_database(Settings(**overrides))  # environment only: no topology needed
+    except ValidationError as exc:
+        print(f"megacity db: invalid settings (MEGACITY_* environment):\n{exc}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"megacity db: {exc}", file=sys.stderr)
+        return 1
+    try:
+        result = db.upgrade()
+    except (DatabaseError, SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"megacity db: cannot upgrade {db.display_url}: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    if result.changed:
+        before = result.before or "an empty database"
+        print(f"{db.display_url}: upgraded from {before} to {result.after}")
+    else:
+        print(f"{db.display_url}: already at {result.after} (the newest revision)")
     return 0
 
 
