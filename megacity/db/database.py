@@ -1,8 +1,9 @@
 """Database(url): the engine, transactional sessions, and migrations applied in-process.
 
 SQLite (the embedded default) runs in WAL mode with foreign keys on, and with real
-transactions for DDL too (pysqlite's own transaction handling is turned off and
-SQLAlchemy emits BEGIN). PostgreSQL goes through psycopg 3; a plain postgresql:// or
+transactions for DDL too: pysqlite's own transaction handling is turned off and every
+transaction starts with BEGIN IMMEDIATE, so concurrent writers queue on the busy
+timeout instead of failing when a read turns into a write ("database is locked"). PostgreSQL goes through psycopg 3; a plain postgresql:// or
 postgres:// URL (as DATABASE_URL usually is) is mapped to it.
 """
 
@@ -30,7 +31,6 @@ log = logging.getLogger("megacity.db")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_lock key taken around migrations: b"megacity" as a signed 64-bit integer.
 UPGRADE_LOCK = int.from_bytes(b"megacity", "big", signed=True)
-_IMMEDIATE = "megacity_sqlite_immediate"
 _SQLITE_BUSY_S = 30.0  # how long SQLite waits for another process's write transaction
 
 
@@ -109,8 +109,7 @@ class Database:
         with self.engine.connect() as conn:
             if self.dialect == "postgresql":
                 _pg_lock(conn, lock_timeout_s)
-            else:  # BEGIN IMMEDIATE: a second process waits for the first one's upgrade
-                conn.execution_options(**{_IMMEDIATE: True})
+            # On SQLite, BEGIN IMMEDIATE makes a second process wait for the first's upgrade.
             try:
                 with conn.begin():
                     before = MigrationContext.configure(conn).get_current_revision()
@@ -156,8 +155,7 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(_IMMEDIATE)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -187,3 +187,31 @@ def test_build_database_defaults_to_sqlite_in_data_dir(tmp_path: Path) -> None:
         db.close()
     url = "postgresql://u:p@h/db"
     assert default_database_url(Settings(data_dir=tmp_path, database_url=url)) == url
+
+
+def test_one_database_shared_by_threads_writing_at_once(db: Database) -> None:
+    """Handlers run repository calls in worker threads; SQLite must queue, not fail."""
+    import threading
+
+    created: list[str] = []
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def work() -> None:
+        barrier.wait()
+        try:
+            for _ in range(8):
+                created.append(_create(db))
+                with db.session() as s:
+                    list_references(s, limit=5)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert failures == []
+    with db.session() as s:
+        assert len(list_references(s, limit=100)) == len(created) == 32
