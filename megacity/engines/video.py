@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,9 @@ def probe_video(data: bytes, *, max_seconds: float) -> VideoInfo:
         declared = _declared_duration(container, stream)
         if declared is not None and declared > max_seconds + _SLACK_S:
             raise _too_long(declared, max_seconds)
-        first = next(_decoded(container, stream), None)
+        frames = _decoded(container, stream)
+        first = next(frames, None)
+        frames.close()
         if first is None:
             raise _corrupt("no frame of the video stream can be decoded")
         rotation = _rotation(first)
@@ -118,9 +120,8 @@ def sample_frames(
     with _open(source) as container:
         stream = _video_stream(container)
         origin = _origin(stream)
-        if start_s - _SEEK_MARGIN_S > 0 and stream.time_base is not None:
-            target = (origin + start_s - _SEEK_MARGIN_S) / stream.time_base
-            container.seek(int(target), stream=stream, backward=True)
+        if start_s - _SEEK_MARGIN_S > 0:
+            _seek(container, stream, origin + start_s - _SEEK_MARGIN_S)
         last_cell = -math.inf
         last_t = -math.inf
         period = 1.0 / (_rate(stream) or 30.0)
@@ -146,8 +147,8 @@ def frame_at(data: bytes, t: float) -> np.ndarray:
     with _open(data) as container:
         stream = _video_stream(container)
         origin = _origin(stream)
-        if t > 0 and stream.time_base is not None:
-            container.seek(int((origin + t) / stream.time_base), stream=stream, backward=True)
+        if t > 0:
+            _seek(container, stream, origin + t)
         shown: av.VideoFrame | None = None
         for frame in _decoded(container, stream):
             if shown is not None and frame.pts is not None and float(frame.time) - origin > t:
@@ -198,7 +199,7 @@ def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
 
 def _decoded(
     container: av.container.InputContainer, stream: av.VideoStream
-) -> Iterator[av.VideoFrame]:
+) -> Generator[av.VideoFrame, None, None]:
     """Frames in presentation order; a bad packet is skipped (as ffmpeg does), a stream
     with packets but no decodable frame is ``corrupt_video``, one without packets ``no_frames``."""
     packets = frames = 0
@@ -225,6 +226,17 @@ def _decoded(
             "the video stream holds no frames", code="no_frames", param="file"
         )
     raise _corrupt(f"the video data cannot be decoded: {error or 'no picture came out'}")
+
+
+def _seek(container: av.container.InputContainer, stream: av.VideoStream, seconds: float) -> None:
+    """Go to the keyframe at or before `seconds`; where the file cannot seek (no index),
+    stay at the start: the caller decodes and skips the frames before its time."""
+    if stream.time_base is None:
+        return
+    try:
+        container.seek(int(seconds / stream.time_base), stream=stream, backward=True)
+    except av.FFmpegError as exc:
+        log.info("video seek failed; decoding from the start", extra={"reason": _reason(exc)})
 
 
 def _declared_duration(

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ import numpy as np
 import pytest
 
 from megacity.engines.errors import ModelUnavailable
-from megacity.engines.pose import PoseEngine, PoseEngineConfig, PoseExtraction
+from megacity.engines.pose import PoseEngine, PoseEngineConfig, PoseExtraction, segment_cuts
 from megacity.errors import MegaCityError
 from megacity.scoring.pose import LEFT_EAR, LEFT_SHOULDER, NOSE, RIGHT_EAR, RIGHT_SHOULDER
 from tests import video as V
@@ -119,6 +122,15 @@ def test_two_workers_give_the_frames_of_one(
     # smoothing restarts): close, not equal. Measured: at most 0.017 (11 px).
     assert np.abs(split.keypoints[:, NOSE, :2] - moving.keypoints[:, NOSE, :2]).max() < 0.025
     _check_follows_path(split, photo, 0.0)
+
+
+def test_a_clip_is_split_between_idle_workers_only() -> None:
+    inf = float("inf")
+    assert segment_cuts(10.0, 2, 2.0, 0) == [-inf, 5.0, inf]
+    assert segment_cuts(9.0, 3, 2.0, 0) == [-inf, 3.0, 6.0, inf]
+    assert segment_cuts(9.0, 3, 2.0, 1) == [-inf, 4.5, inf]
+    assert segment_cuts(10.0, 2, 2.0, 1) == [-inf, inf]  # the other worker is busy
+    assert segment_cuts(1.5, 2, 2.0, 0) == [-inf, inf]  # too short to be worth it
 
 
 def test_one_clips_tracking_never_leaks_into_the_next(
@@ -288,3 +300,40 @@ def test_bad_videos_get_their_4xx_and_extractions_run_side_by_side(one: PoseEngi
     assert isinstance(results[1], MegaCityError) and results[1].code == "video_too_long"
     assert all(isinstance(r, PoseExtraction) and r.persons == 0 for r in results[2:])
     assert one.running == 0 and one.waiting == 0
+
+
+def test_workers_leave_when_the_router_is_killed() -> None:
+    script = (
+        "import sys, time\n"
+        "from megacity.engines.pose import PoseEngine, PoseEngineConfig\n"
+        "e = PoseEngine(PoseEngineConfig(model_path=sys.argv[1], workers=2))\n"
+        "e.load()\n"
+        "print(*e._processes._processes, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    router = subprocess.Popen(
+        [sys.executable, "-c", script, V.POSE_MODEL], stdout=subprocess.PIPE, cwd=V.ROOT
+    )
+    try:
+        assert router.stdout is not None
+        workers = [int(pid) for pid in router.stdout.readline().split()]
+        assert len(workers) == 2
+    finally:
+        router.kill()
+        router.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting for its new parent is gone
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -86,7 +86,7 @@ def test_variable_frame_rate_is_sampled_by_pts() -> None:
 
 @pytest.mark.parametrize("cuts", [(1.37, 2.9), (2.0,), (0.5, 1.0, 3.5)])
 def test_segments_decoded_apart_equal_one_pass(cuts: tuple[float, ...]) -> None:
-    for data in (V.moving_person(), V.vfr_person()[0]):
+    for data in (V.moving_person(), V.vfr_person()[0], V.streamed_webm()):  # webm: no index
         whole = list(sample_frames(data, fps=15))
         bounds = [-math.inf, *cuts, math.inf]
         parts = [
