@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(PY) bench/speech.py
 	$(PY) bench/scoring_pronunciation.py
 	$(PY) bench/scoring_dtw.py
+	$(PY) bench/pose_extract.py --quick
+	$(PY) bench/dance_analyze.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

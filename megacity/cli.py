@@ -66,11 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     standin.add_argument("--models", nargs="*", default=[])
     standin.set_defaults(func=_standin)
 
-    engine = sub.add_parser("engine", help="run an engine node (speech)")
+    engine = sub.add_parser("engine", help="run an engine node (speech, pose)")
     kinds = engine.add_subparsers(metavar="ENGINE")
     speech = kinds.add_parser("speech", help="a faster-whisper speech node (OpenAI transcriptions)")
     _speech_args(speech)
     speech.set_defaults(func=_engine_speech)
+    pose = kinds.add_parser("pose", help="a MediaPipe pose node (video → 33 keypoints per frame)")
+    _pose_args(pose)
+    pose.set_defaults(func=_engine_pose)
     return parser
 
 
@@ -92,6 +95,23 @@ def _speech_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--temperature", type=float, default=None, help="one temperature (no fallback)")
     p.add_argument("--no-condition-on-previous-text", action="store_true")
+    p.add_argument(
+        "--no-preload", action="store_true", help="load the model on first use, not at start"
+    )
+
+
+def _pose_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8102)
+    p.add_argument("--name", default="pose", help="node name, reported in X-MegaCity-Node")
+    p.add_argument(
+        "--model",
+        default=os.environ.get("MEGACITY_POSE_MODEL") or "pose_landmarker_full.task",
+        help="MediaPipe Pose Landmarker .task file (default $MEGACITY_POSE_MODEL or"
+        " pose_landmarker_full.task, looked up in $MEGACITY_MODELS_DIR)",
+    )
+    p.add_argument("--fps", type=float, default=15.0, help="frames per second sampled")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per core)")
     p.add_argument(
         "--no-preload", action="store_true", help="load the model on first use, not at start"
     )
@@ -256,6 +276,30 @@ def _engine_speech(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     log.info("speech node starting", extra={"port": args.port, "model": config.model})
     _run_server(create_speech_node(settings, config, args.name), args.host, args.port)
+    return 0
+
+
+def _engine_pose(args: argparse.Namespace) -> int:
+    from megacity.api.pose_node import create_pose_node
+    from megacity.config.settings import Settings
+    from megacity.engines.pose import PoseEngineConfig
+    from megacity.observability.logging import configure_logging
+
+    options: dict[str, object] = {
+        "model": args.model,
+        "fps": args.fps,
+        "workers": args.workers,
+        "warmup": not args.no_preload,
+    }
+    try:
+        settings = Settings(host=args.host, port=args.port)
+        config = PoseEngineConfig.from_options(options)
+    except (ValueError, ValidationError) as exc:
+        print(f"megacity: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    log.info("pose node starting", extra={"port": args.port, "model": config.model_path})
+    _run_server(create_pose_node(settings, config, args.name), args.host, args.port)
     return 0
 
 

@@ -282,7 +282,7 @@ class ServerProcess:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._args = args
-        self._env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: str | None = None
 
@@ -294,7 +294,7 @@ class ServerProcess:
                 [sys.executable, "-m", "megacity", *self._args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self._env,
+                env=self.env,
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -377,8 +377,29 @@ def _post_json(url: str, data: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
-class SpeechNodeProcess(ServerProcess):
-    """`megacity engine speech` in a child process; ready once its model has loaded."""
+class EngineNodeProcess(ServerProcess):
+    """`megacity engine <kind>` in a child process; ready once its model has loaded."""
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        model: str,
+        port: int | None = None,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        port = port or free_port()
+        args = ["engine", kind, "--port", str(port), "--name", name, "--model", model]
+        super().__init__([*args, *extra], port, env)
+        self.name = name
+
+    def start(self, ready_path: str = "/health", timeout_s: float = 30.0) -> ServerProcess:
+        return super().start(ready_path, timeout_s)
+
+
+class SpeechNodeProcess(EngineNodeProcess):
+    """`megacity engine speech` in a child process."""
 
     def __init__(
         self,
@@ -388,10 +409,18 @@ class SpeechNodeProcess(ServerProcess):
         *extra: str,
         env: dict[str, str] | None = None,
     ) -> None:
-        port = port or free_port()
-        args = ["engine", "speech", "--port", str(port), "--name", name, "--model", model]
-        super().__init__([*args, *extra], port, env)
-        self.name = name
+        super().__init__("speech", name, model, port, *extra, env=env)
 
-    def start(self, ready_path: str = "/health", timeout_s: float = 30.0) -> ServerProcess:
-        return super().start(ready_path, timeout_s)
+
+class PoseNodeProcess(EngineNodeProcess):
+    """`megacity engine pose` in a child process."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        port: int | None = None,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__("pose", name, model, port, *extra, env=env)

@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import ORJSONResponse as _JSON
 
 import megacity
-from megacity.api import admin, errors, openai, ops, speech, tutor
+from megacity.api import admin, dance, errors, files, openai, ops, speech, tutor
 from megacity.api.middleware import RequestMiddleware
 from megacity.api.services import Services
 from megacity.config.settings import Settings
@@ -39,6 +39,8 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(speech.router)
+    app.include_router(dance.router)
+    app.include_router(files.router)
     app.include_router(tutor.build_router(services.strategies))
     app.include_router(admin.router)
     app.include_router(ops.router)

@@ -7,19 +7,25 @@ import time
 
 from megacity.config.settings import Settings
 from megacity.config.topology import Engine, Topology
+from megacity.db import Database, build_database
 from megacity.engines.openai_http import OpenAIHTTPClient, Timeouts
+from megacity.engines.pose import PoseEngine, PoseEngineConfig
+from megacity.engines.pose_http import PoseHTTPClient
 from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
 from megacity.engines.speech_http import SpeechHTTPClient
 from megacity.observability.metrics import Metrics
+from megacity.pipelines.dance import DanceLab
 from megacity.pipelines.voice import VoiceAnalyzer
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
 from megacity.routing.dispatch import Dispatcher
 from megacity.routing.gateway import LLMGateway
 from megacity.routing.health import HealthMonitor
+from megacity.routing.pose import PoseGateway
 from megacity.routing.registry import ModelRegistry
 from megacity.routing.selector import ModelSelector
 from megacity.routing.speech import SpeechGateway
+from megacity.storage import ObjectStore, build_object_store
 
 
 class Services:
@@ -56,6 +62,7 @@ class Services:
         self.llm = LLMGateway(self.selector, self.strategies, self.dispatcher)
         self.health: HealthMonitor | None = None
         self.speech_engines: dict[str, SpeechEngine] = {}
+        self.pose_engines: dict[str, PoseEngine] = {}
         for state in self.balancer.nodes.values():
             node = state.node
             if not node.in_process:
@@ -64,6 +71,12 @@ class Services:
                 config = SpeechEngineConfig.from_options(node.options)
                 self.speech_engines[node.name] = SpeechEngine(config, node.name)
                 state.health_reason = f"in-process speech engine, model {config.model!r}"
+            elif node.engine is Engine.POSE:
+                pose_config = PoseEngineConfig.from_options(
+                    {"max_concurrency": node.max_concurrency, **node.options}
+                )
+                self.pose_engines[node.name] = PoseEngine(pose_config, node.name)
+                state.health_reason = f"in-process pose engine, model {pose_config.model_path!r}"
             else:
                 # In-process engines register themselves here once they are built in.
                 state.healthy = False
@@ -78,16 +91,40 @@ class Services:
             retry_after_s=settings.retry_after_s,
         )
         self.voice = VoiceAnalyzer(self.speech)
+        self.pose = PoseGateway(
+            self.selector,
+            self.balancer,
+            self.pose_engines,
+            self.metrics,
+            max_video_s=settings.dance_max_video_s,
+            timeout_s=settings.pose_timeout_s,
+            queue_timeout_s=settings.queue_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        self.storage: ObjectStore = build_object_store(settings)
+        self.db: Database = build_database(settings)
+        self.dance = DanceLab(self.pose, self.storage, self.db)
         self._warmups: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        if self.settings.db_auto_upgrade:
+            await asyncio.to_thread(self.db.upgrade)
         await self.client.start()
+        self.pose.client = PoseHTTPClient(
+            self.client.session,
+            connect_s=self.settings.connect_timeout_s,
+            total_s=self.settings.pose_timeout_s,
+        )
         self.speech.client = SpeechHTTPClient(
             self.client.session,
             connect_s=self.settings.connect_timeout_s,
             total_s=self.settings.speech_timeout_s,
         )
-        for engine in self.speech_engines.values():
+        engines: list[SpeechEngine | PoseEngine] = [
+            *self.speech_engines.values(),
+            *self.pose_engines.values(),
+        ]
+        for engine in engines:
             if engine.config.warmup:  # in the background: start-up stays fast
                 self._warmups.append(asyncio.create_task(engine.warm_up()))
         self.health = HealthMonitor(
@@ -103,6 +140,9 @@ class Services:
             await self.health.stop()
         for task in self._warmups:
             task.cancel()
-        for engine in self.speech_engines.values():
-            engine.close()
+        for speech in self.speech_engines.values():
+            speech.close()
+        for pose in self.pose_engines.values():
+            pose.close()
         await self.client.close()
+        self.db.close()

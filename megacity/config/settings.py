@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     # pose node may take to answer one extraction.
     dance_max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     dance_max_video_s: float = Field(default=300.0, gt=0)
+    dance_max_keypoints_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # JSON body
     pose_timeout_s: float = Field(default=600.0, gt=0)
 
     # State. Embedded defaults live under data_dir: SQLite (megacity.db) and a local
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MEGACITY_DATABASE_URL", "DATABASE_URL")
     )
+    db_auto_upgrade: bool = True  # apply migrations at start (else: `megacity db upgrade`)
     storage_dir: Path | None = None  # default: data_dir / "objects"
     public_url: str | None = None  # base of signed download URLs (default: http://host:port)
     url_signing_key: SecretStr | None = None  # default: a key file kept in data_dir

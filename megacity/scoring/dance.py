@@ -378,7 +378,9 @@ def _worst_moments(
             end = min(end, float(times[-1]))
             with np.errstate(invalid="ignore", divide="ignore"):
                 frame_err = fe.num[rows, p] / fe.den[rows, p]
-            peak = int(rows[np.nanargmax(frame_err)]) if np.isfinite(frame_err).any() else int(rows[0])
+            peak = (
+                int(rows[np.nanargmax(frame_err)]) if np.isfinite(frame_err).any() else int(rows[0])
+            )
             moment = WorstMoment(start, end, part, issue, score_from_error(worst),
                                  what_en.format(n=noun), what_ko.format(s=subj), float(times[peak]),
                                  float(al.reference.times[fe.ref_frame[peak]]))  # fmt: skip
