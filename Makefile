@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 CONFIG ?= examples/topology.yaml
+# Where in-process engines find model files given by name (pose_landmarker_full.task …);
+# the build machines keep them in ../shared/models.
+MEGACITY_MODELS_DIR ?= $(abspath $(wildcard ../shared/models))
+export MEGACITY_MODELS_DIR
 
 .PHONY: run serve test lint typecheck services espeak bench clean
 
