@@ -177,10 +177,14 @@ def _run_server(app: Any, host: str, port: int) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from megacity.config.topology import TopologyError, load_topology
+    from megacity.engines.local import engine_config
 
     try:
         topo = load_topology(args.config)
-    except TopologyError as exc:
+        for node in topo.nodes:
+            if node.in_process:
+                engine_config(node)
+    except (TopologyError, ValueError) as exc:
         print(f"megacity: {exc}", file=sys.stderr)
         return 2
     print(

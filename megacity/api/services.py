@@ -6,8 +6,9 @@ import asyncio
 import time
 
 from megacity.config.settings import Settings
-from megacity.config.topology import Engine, Topology
+from megacity.config.topology import Topology
 from megacity.db import Database, build_database
+from megacity.engines.local import engine_config
 from megacity.engines.openai_http import OpenAIHTTPClient, Timeouts
 from megacity.engines.pose import PoseEngine, PoseEngineConfig
 from megacity.engines.pose_http import PoseHTTPClient
@@ -67,16 +68,13 @@ class Services:
             node = state.node
             if not node.in_process:
                 continue
-            if node.engine is Engine.SPEECH:
-                config = SpeechEngineConfig.from_options(node.options)
+            config = engine_config(node)
+            if isinstance(config, SpeechEngineConfig):
                 self.speech_engines[node.name] = SpeechEngine(config, node.name)
                 state.health_reason = f"in-process speech engine, model {config.model!r}"
-            elif node.engine is Engine.POSE:
-                pose_config = PoseEngineConfig.from_options(
-                    {"max_concurrency": node.max_concurrency, **node.options}
-                )
-                self.pose_engines[node.name] = PoseEngine(pose_config, node.name)
-                state.health_reason = f"in-process pose engine, model {pose_config.model_path!r}"
+            elif isinstance(config, PoseEngineConfig):
+                self.pose_engines[node.name] = PoseEngine(config, node.name)
+                state.health_reason = f"in-process pose engine, model {config.model_path!r}"
             else:
                 # In-process engines register themselves here once they are built in.
                 state.healthy = False

@@ -11,8 +11,9 @@ import asyncio
 from dataclasses import dataclass
 
 from megacity.config.topology import Engine
+from megacity.engines.keypoints import PoseExtraction
 from megacity.engines.openai_http import UpstreamFailure
-from megacity.engines.pose import PoseEngine, PoseExtraction
+from megacity.engines.pose import PoseEngine
 from megacity.engines.pose_http import PoseHTTPClient
 from megacity.engines.upload import MediaUpload
 from megacity.observability.metrics import Metrics

@@ -60,3 +60,14 @@ def test_no_command_prints_help() -> None:
     result = _megacity()
     assert result.returncode == 2
     assert "serve" in result.stdout
+
+
+def test_check_config_validates_in_process_engine_options(tmp_path: Path) -> None:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    pose = next(n for n in data["nodes"] if n["engine"] == "pose")
+    pose["options"]["fps"] = 100
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    result = _megacity("check-config", str(bad))
+    assert result.returncode == 2
+    assert f"nodes.{pose['name']}.options: pose engine: fps" in result.stderr

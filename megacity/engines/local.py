@@ -1,0 +1,24 @@
+"""The settings of in-process engines, read from a topology node's `options`."""
+
+from __future__ import annotations
+
+from megacity.config.topology import Engine, Node
+from megacity.engines.pose import PoseEngineConfig
+from megacity.engines.speech import SpeechEngineConfig
+
+
+def engine_config(node: Node) -> SpeechEngineConfig | PoseEngineConfig | None:
+    """The engine config of an in-process node (None for engines that have none yet).
+
+    ValueError names the node and the bad option: ``nodes.pose-local.options: ...``.
+    """
+    try:
+        if node.engine is Engine.SPEECH:
+            return SpeechEngineConfig.from_options(node.options)
+        if node.engine is Engine.POSE:
+            return PoseEngineConfig.from_options(
+                {"max_concurrency": node.max_concurrency, **node.options}
+            )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"nodes.{node.name}.options: {exc}") from None
+    return None
