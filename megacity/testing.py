@@ -380,9 +380,10 @@ def _post_json(url: str, data: dict[str, Any]) -> dict[str, Any]:
 class EngineNodeProcess(ServerProcess):
     """`megacity engine <kind>` in a child process; ready once its model has loaded."""
 
+    kind = ""
+
     def __init__(
         self,
-        kind: str,
         name: str,
         model: str,
         port: int | None = None,
@@ -390,7 +391,7 @@ class EngineNodeProcess(ServerProcess):
         env: dict[str, str] | None = None,
     ) -> None:
         port = port or free_port()
-        args = ["engine", kind, "--port", str(port), "--name", name, "--model", model]
+        args = ["engine", self.kind, "--port", str(port), "--name", name, "--model", model]
         super().__init__([*args, *extra], port, env)
         self.name = name
 
@@ -401,26 +402,10 @@ class EngineNodeProcess(ServerProcess):
 class SpeechNodeProcess(EngineNodeProcess):
     """`megacity engine speech` in a child process."""
 
-    def __init__(
-        self,
-        name: str,
-        model: str,
-        port: int | None = None,
-        *extra: str,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__("speech", name, model, port, *extra, env=env)
+    kind = "speech"
 
 
 class PoseNodeProcess(EngineNodeProcess):
     """`megacity engine pose` in a child process."""
 
-    def __init__(
-        self,
-        name: str,
-        model: str,
-        port: int | None = None,
-        *extra: str,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__("pose", name, model, port, *extra, env=env)
+    kind = "pose"

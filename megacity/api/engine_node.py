@@ -1,17 +1,24 @@
-"""What every engine node (speech, pose, …) serves besides its work: /health and /metrics.
+"""What every engine node (speech, pose, …) is besides its work: the app, /health, /metrics.
 
-``/health`` is 503 while the model loads at start or when it cannot be loaded, so the
-router's health monitor keeps requests away; ``/metrics`` reports the requests running
-and waiting, which the router reads to balance across nodes.
+The model loads in the background at start (unless ``warmup`` is off) and the engine is
+closed at shutdown. ``/health`` is 503 while the model loads or when it cannot be
+loaded, so the router's health monitor keeps requests away; ``/metrics`` reports the
+requests running and waiting, which the router reads to balance across nodes.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 from starlette.responses import Response
+
+import megacity
+from megacity.api import errors
 
 
 class NodeEngine(Protocol):
@@ -25,6 +32,35 @@ class NodeEngine(Protocol):
     def running(self) -> int: ...
     @property
     def waiting(self) -> int: ...
+    async def warm_up(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def engine_node_app(title: str, engine: NodeEngine, model: str, warmup: bool) -> FastAPI:
+    """A node app for `engine` with the error envelope, /health and /metrics; add the work route."""
+    tasks: list[asyncio.Task[None]] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warmup:
+            tasks.append(asyncio.create_task(engine.warm_up()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            engine.close()
+
+    app = FastAPI(
+        title=title,
+        version=megacity.__version__,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.engine = engine
+    errors.install(app)
+    add_health_and_metrics(app, engine, model, warmup)
+    return app
 
 
 def add_health_and_metrics(app: FastAPI, engine: NodeEngine, model: str, warmup: bool) -> None:

@@ -9,18 +9,12 @@ balance across nodes.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse
 from starlette.responses import Response
 
-import megacity
-from megacity.api import errors
-from megacity.api.engine_node import add_health_and_metrics
+from megacity.api.engine_node import engine_node_app
 from megacity.api.schemas import ERROR_RESPONSES
 from megacity.api.transcription import audio_upload, read_upload_form
 from megacity.config.settings import Settings
@@ -49,27 +43,7 @@ _FORM: dict[str, Any] = {
 def create_pose_node(settings: Settings, config: PoseEngineConfig, name: str) -> FastAPI:
     """The node app; the model loads in the background at start unless `warmup` is off."""
     engine = PoseEngine(config, name)
-    warmup: list[asyncio.Task[None]] = []
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if config.warmup:
-            warmup.append(asyncio.create_task(engine.warm_up()))
-        try:
-            yield
-        finally:
-            for task in warmup:
-                task.cancel()
-            engine.close()
-
-    app = FastAPI(
-        title=f"MegaCity pose node {name}",
-        version=megacity.__version__,
-        lifespan=lifespan,
-        default_response_class=ORJSONResponse,
-    )
-    app.state.engine = engine
-    errors.install(app)
+    app = engine_node_app(f"MegaCity pose node {name}", engine, config.model_path, config.warmup)
 
     @app.post(
         EXTRACT_PATH,
@@ -83,5 +57,4 @@ def create_pose_node(settings: Settings, config: PoseEngineConfig, name: str) ->
         result = await engine.extract(upload.data, max_seconds=settings.dance_max_video_s)
         return Response(result.to_npz(), media_type=NPZ_TYPE, headers={"X-MegaCity-Node": name})
 
-    add_health_and_metrics(app, engine, config.model_path, config.warmup)
     return app

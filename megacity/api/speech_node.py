@@ -9,16 +9,11 @@ and waiting, read by the router's health monitor to balance across nodes).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse
 from starlette.responses import Response
 
-import megacity
-from megacity.api import errors
-from megacity.api.engine_node import add_health_and_metrics
+from megacity.api.engine_node import engine_node_app
 from megacity.api.schemas import AUDIO_ERROR_RESPONSES
 from megacity.api.transcription import parse_transcription, read_upload_form, render
 from megacity.config.settings import Settings
@@ -29,27 +24,7 @@ from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
 def create_speech_node(settings: Settings, config: SpeechEngineConfig, name: str) -> FastAPI:
     """The node app; the model loads in the background at start unless `preload` is off."""
     engine = SpeechEngine(config, name)
-    warmup: list[asyncio.Task[None]] = []
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if config.warmup:
-            warmup.append(asyncio.create_task(engine.warm_up()))
-        try:
-            yield
-        finally:
-            for task in warmup:
-                task.cancel()
-            engine.close()
-
-    app = FastAPI(
-        title=f"MegaCity speech node {name}",
-        version=megacity.__version__,
-        lifespan=lifespan,
-        default_response_class=ORJSONResponse,
-    )
-    app.state.engine = engine
-    errors.install(app)
+    app = engine_node_app(f"MegaCity speech node {name}", engine, config.model, config.warmup)
 
     @app.post(
         "/v1/audio/transcriptions",
@@ -67,5 +42,4 @@ def create_speech_node(settings: Settings, config: SpeechEngineConfig, name: str
         response.headers["X-MegaCity-Node"] = name
         return response
 
-    add_health_and_metrics(app, engine, config.model, config.warmup)
     return app

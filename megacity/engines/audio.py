@@ -24,6 +24,7 @@ import logging
 import av
 import numpy as np
 
+from megacity.engines.media import ffmpeg_reason, too_long
 from megacity.errors import BadRequest, UnprocessableEntity, UnsupportedMediaType
 
 log = logging.getLogger("megacity.audio")
@@ -41,7 +42,7 @@ def decode_audio(data: bytes, *, max_seconds: float, sample_rate: int = SAMPLE_R
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise UnsupportedMediaType(
             "the file is not audio in a supported format (wav, mp3, m4a/aac, ogg/opus, webm,"
-            f" flac): {_reason(exc)}",
+            f" flac): {ffmpeg_reason(exc)}",
             code="unsupported_audio",
             param="file",
         ) from None
@@ -72,7 +73,7 @@ def _check_declared_duration(container: av.container.InputContainer, max_seconds
     # The header's duration refuses a long file before decoding it; decoding still counts,
     # because a header can lie.
     if container.duration is not None and container.duration / av.time_base > max_seconds + 1:
-        raise _too_long(container.duration / av.time_base, max_seconds)
+        raise too_long("audio", container.duration / av.time_base, max_seconds)
 
 
 def _decode(
@@ -90,20 +91,20 @@ def _decode(
             for out in resampler.resample(frame):
                 total += _append(chunks, out)
             if total > limit:
-                raise _too_long(total / sample_rate, max_seconds)
+                raise too_long("audio", total / sample_rate, max_seconds)
         for out in resampler.resample(None):
             total += _append(chunks, out)
     except av.FFmpegError as exc:
         if total < MIN_SECONDS * sample_rate:
             raise UnprocessableEntity(
-                f"the audio data cannot be decoded: {_reason(exc)}",
+                f"the audio data cannot be decoded: {ffmpeg_reason(exc)}",
                 code="corrupt_audio",
                 param="file",
             ) from None
         # A damaged tail after real sound: keep what decoded (as ffmpeg and Whisper do).
-        log.info("audio decode stopped early", extra={"reason": _reason(exc)})
+        log.info("audio decode stopped early", extra={"reason": ffmpeg_reason(exc)})
     if total > limit:
-        raise _too_long(total / sample_rate, max_seconds)
+        raise too_long("audio", total / sample_rate, max_seconds)
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32, copy=False)
@@ -113,16 +114,3 @@ def _append(chunks: list[np.ndarray], frame: av.AudioFrame) -> int:
     array = frame.to_ndarray().reshape(-1)
     chunks.append(array)
     return int(array.size)
-
-
-def _too_long(seconds: float, max_seconds: float) -> UnprocessableEntity:
-    return UnprocessableEntity(
-        f"the audio is longer than the {max_seconds:g} s limit ({seconds:.1f} s or more)",
-        code="audio_too_long",
-        param="file",
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).split(":", 1)[0][:200]

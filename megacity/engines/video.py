@@ -37,6 +37,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from megacity.engines.media import ffmpeg_reason, too_long
 from megacity.errors import BadRequest, UnprocessableEntity, UnsupportedMediaType
 
 log = logging.getLogger("megacity.video")
@@ -75,7 +76,7 @@ def probe_video(data: bytes, *, max_seconds: float) -> VideoInfo:
         stream = _video_stream(container)
         declared = _declared_duration(container, stream)
         if declared is not None and declared > max_seconds + _SLACK_S:
-            raise _too_long(declared, max_seconds)
+            raise too_long("video", declared, max_seconds)
         frames = _decoded(container, stream)
         first = next(frames, None)
         frames.close()
@@ -129,7 +130,7 @@ def sample_frames(
         for frame in _decoded(container, stream):
             t = float(frame.time) - origin if frame.pts is not None else t + period
             if max_seconds is not None and t > max_seconds + _SLACK_S:
-                raise _too_long(t, max_seconds)
+                raise too_long("video", t, max_seconds)
             if t >= end_s:
                 return
             cell = math.floor(t * fps + _PHASE)
@@ -173,7 +174,7 @@ def _open(source: VideoSource) -> av.container.InputContainer:
         return av.open(io.BytesIO(source), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise UnsupportedMediaType(
-            f"the file is not a video in a supported format (mp4/mov, webm, mkv, avi): {_reason(exc)}",
+            f"the file is not a video in a supported format (mp4/mov, webm, mkv, avi): {ffmpeg_reason(exc)}",
             code="unsupported_video",
             param="file",
         ) from None
@@ -210,15 +211,15 @@ def _decoded(
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
-                error = _reason(exc)
+                error = ffmpeg_reason(exc)
                 continue
             for frame in decoded:
                 frames += 1
                 yield frame
     except av.FFmpegError as exc:  # the container itself is damaged past this point
         if not frames:
-            raise _corrupt(f"the video data cannot be read: {_reason(exc)}") from None
-        log.info("video demuxing stopped early", extra={"reason": _reason(exc)})
+            raise _corrupt(f"the video data cannot be read: {ffmpeg_reason(exc)}") from None
+        log.info("video demuxing stopped early", extra={"reason": ffmpeg_reason(exc)})
     if frames:
         return
     if not packets:
@@ -236,7 +237,7 @@ def _seek(container: av.container.InputContainer, stream: av.VideoStream, second
     try:
         container.seek(int(seconds / stream.time_base), stream=stream, backward=True)
     except av.FFmpegError as exc:
-        log.info("video seek failed; decoding from the start", extra={"reason": _reason(exc)})
+        log.info("video seek failed; decoding from the start", extra={"reason": ffmpeg_reason(exc)})
 
 
 def _declared_duration(
@@ -262,7 +263,7 @@ def _scanned_duration(data: bytes, max_seconds: float) -> float:
                     continue
                 end = max(end, float((packet.pts + (packet.duration or 0)) * tb) - origin)
                 if end > max_seconds + _SLACK_S:
-                    raise _too_long(end, max_seconds)
+                    raise too_long("video", end, max_seconds)
         except av.FFmpegError:
             pass  # the probe already decoded a frame; a damaged tail just ends the scan
     return end
@@ -287,19 +288,6 @@ def _rotation(frame: av.VideoFrame) -> int:
 
 def _corrupt(message: str) -> UnprocessableEntity:
     return UnprocessableEntity(message, code="corrupt_video", param="file")
-
-
-def _too_long(seconds: float, max_seconds: float) -> UnprocessableEntity:
-    return UnprocessableEntity(
-        f"the video is longer than the {max_seconds:g} s limit ({seconds:.1f} s or more)",
-        code="video_too_long",
-        param="file",
-    )
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).split(":", 1)[0][:200]
 
 
 __all__ = [
