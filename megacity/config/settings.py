@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from megacity.config.retention import RetentionPolicy
 from megacity.config.topology import Topology, TopologyError, load_topology
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
@@ -61,6 +62,35 @@ class Settings(BaseSettings):
     public_url: str | None = None  # base of signed download URLs (default: http://host:port)
     url_signing_key: SecretStr | None = None  # default: a key file kept in data_dir
     signed_url_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+
+    # S3-compatible object store (MinIO, Cloudflare R2, Backblaze B2, AWS): used instead of
+    # the local folder when S3_BUCKET is set. Without keys, boto3's own chain (AWS_*
+    # variables, instance roles) supplies credentials.
+    s3_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MEGACITY_S3_ENDPOINT_URL", "S3_ENDPOINT_URL")
+    )
+    s3_bucket: str | None = Field(
+        default=None, validation_alias=AliasChoices("MEGACITY_S3_BUCKET", "S3_BUCKET")
+    )
+    s3_access_key_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEGACITY_S3_ACCESS_KEY_ID", "S3_ACCESS_KEY_ID"),
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEGACITY_S3_SECRET_ACCESS_KEY", "S3_SECRET_ACCESS_KEY"),
+    )
+    s3_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("MEGACITY_S3_REGION", "S3_REGION")
+    )
+    s3_prefix: str = Field(  # keys live under this prefix in the bucket ("" or ending in "/")
+        default="", validation_alias=AliasChoices("MEGACITY_S3_PREFIX", "S3_PREFIX")
+    )
+    s3_connect_timeout_s: float = Field(default=5.0, gt=0)
+    s3_read_timeout_s: float = Field(default=60.0, gt=0)
+    s3_max_attempts: int = Field(default=3, ge=1, le=10)  # per request, retries included
+    # Retention per object kind (megacity/config/retention.py); MEGACITY_RETENTION as JSON.
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     topology: Topology | None = None  # set by load(); tests may pass one directly
 
