@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from megacity.db import DanceReference, Database
 from megacity.db import references as refs_db
 from megacity.db.objects import record_object
-from megacity.engines.pose import PoseExtraction
+from megacity.engines.keypoints import PoseExtraction
 from megacity.engines.upload import MediaUpload
 from megacity.engines.video import frame_at
 from megacity.errors import BadRequest, Forbidden, NotFound, UnprocessableEntity

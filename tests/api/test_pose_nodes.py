@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from megacity.engines.pose import PoseExtraction
+from megacity.engines.keypoints import PoseExtraction
 from megacity.testing import PoseNodeProcess, RouterProcess
 from tests.api.dance_cluster import add_reference, analyze, pose_node, start_router
 from tests.video import POSE_MODEL, moving_person, zero_frames

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from megacity.engines.errors import ModelUnavailable
-from megacity.engines.pose import PoseEngine, PoseEngineConfig, PoseExtraction, segment_cuts
+from megacity.engines.keypoints import PoseExtraction
+from megacity.engines.pose import PoseEngine, PoseEngineConfig, segment_cuts
 from megacity.errors import MegaCityError
 from megacity.scoring.pose import LEFT_EAR, LEFT_SHOULDER, NOSE, RIGHT_EAR, RIGHT_SHOULDER
 from tests import video as V
