@@ -92,6 +92,21 @@ class Settings(BaseSettings):
     # Retention per object kind (megacity/config/retention.py); MEGACITY_RETENTION as JSON.
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
+    # Jobs. With REDIS_URL, jobs go through Redis Streams to `megacity worker` processes;
+    # without it an in-process worker runs them from the jobs table.
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MEGACITY_REDIS_URL", "REDIS_URL")
+    )
+    jobs_key_prefix: str = "megacity:jobs"  # Redis keys: {prefix}:stream:<priority>:<kind> …
+    jobs_visibility_timeout_s: float = Field(default=60.0, gt=0)  # lease before takeover
+    jobs_max_attempts: int = Field(default=3, ge=1, le=100)
+    jobs_backoff_s: float = Field(default=2.0, ge=0)  # doubles per failed attempt
+    jobs_backoff_max_s: float = Field(default=300.0, ge=0)
+    jobs_concurrency: int = Field(default=2, ge=1, le=1024)  # jobs at once, per worker
+    jobs_poll_interval_s: float = Field(default=0.5, gt=0)  # embedded worker's table poll
+    jobs_shutdown_grace_s: float = Field(default=10.0, ge=0)  # then running jobs are released
+    jobs_embedded_worker: bool = True  # run jobs in the router when REDIS_URL is unset
+
     topology: Topology | None = None  # set by load(); tests may pass one directly
 
     @classmethod

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     DateTime,
     Dialect,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     TypeDecorator,
     UniqueConstraint,
@@ -119,4 +121,38 @@ class DanceReference(Base):
         Index(None, "owner_id", "created_at"),  # one owner's, newest first
         UniqueConstraint("keypoints_key"),  # an object belongs to one reference at most;
         UniqueConstraint("video_key"),  # also the index ON DELETE RESTRICT checks use
+    )
+
+
+class Job(Base):
+    """One durable AI job (thumbnail, TTS, video analysis …): the source of truth of its state.
+
+    `available_at` is when the row may next be claimed: for a queued job the end of its
+    backoff, for a running one the end of the worker's lease (a lease that runs out
+    means the worker died, and the job is taken over). `attempts` counts claims.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    kind: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(SmallInteger)  # 0 high, 1 normal, 2 low
+    status: Mapped[str] = mapped_column(String(16))  # queued running succeeded failed cancelled
+    owner_id: Mapped[str] = mapped_column(String(ID_LENGTH))  # "" for an anonymous job
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(JSON)
+    result: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[Any | None] = mapped_column(JSON)  # {"code", "message"}
+    progress: Mapped[float] = mapped_column(Float)  # 0..1
+    attempts: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    available_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index(None, "status", "available_at"),  # claim: the next due job
+        Index(None, "owner_id", "created_at"),  # one owner's jobs, newest first
+        UniqueConstraint("owner_id", "idempotency_key"),  # a client retry finds its job
     )

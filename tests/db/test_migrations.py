@@ -18,10 +18,10 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(db_url: str) -> None:
     try:
         assert db.revision() is None
         first = db.upgrade()
-        assert (first.before, first.after, first.changed) == (None, "0001_initial", True)
-        assert db.revision() == Database.head() == "0001_initial"
+        assert (first.before, first.after, first.changed) == (None, "0002_jobs", True)
+        assert db.revision() == Database.head() == "0002_jobs"
         second = db.upgrade()
-        assert (second.before, second.after, second.changed) == ("0001_initial",) * 2 + (False,)
+        assert (second.before, second.after, second.changed) == ("0002_jobs",) * 2 + (False,)
         tables = set(inspect(db.engine).get_table_names())
         assert {"stored_objects", "dance_references", "alembic_version"} <= tables
     finally:
@@ -70,7 +70,7 @@ def test_a_migration_failing_half_way_leaves_nothing(
         assert inspect(db.engine).get_table_names() == []
         assert db.revision() is None
         monkeypatch.setattr(Operations, "create_index", real)
-        assert db.upgrade().after == "0001_initial"
+        assert db.upgrade().after == "0002_jobs"
     finally:
         db.close()
 
@@ -97,7 +97,7 @@ def test_replicas_upgrading_together_apply_the_migration_once(db_url: str) -> No
     for db in replicas:
         db.close()
     assert failures == []
-    assert sorted(results, key=repr) == [("0001_initial",) * 2] * 3 + [(None, "0001_initial")]
+    assert sorted(results, key=repr) == [("0002_jobs",) * 2] * 3 + [(None, "0002_jobs")]
 
 
 def test_a_held_migration_lock_times_out_with_a_clear_error(pg_url: str) -> None:
@@ -110,7 +110,7 @@ def test_a_held_migration_lock_times_out_with_a_clear_error(pg_url: str) -> None
                 db.upgrade(lock_timeout_s=0.3)
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPGRADE_LOCK})
             conn.commit()
-        assert db.upgrade().after == "0001_initial"
+        assert db.upgrade().after == "0002_jobs"
         with db.engine.connect() as conn:  # the lock was released after the upgrade
             held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
             assert held.scalar() == 0

@@ -1,0 +1,165 @@
+"""Job endpoints: ``GET /api/v1/jobs/{id}`` (status, progress, result) and ``DELETE`` (cancel).
+
+Only a job's owner (X-User-Id; auth comes later) sees it: anyone else gets 404, never
+403, so job ids do not leak. Endpoints that start heavy work call `submit_job` and
+answer with `accepted`: 202, the job's id and status, and its URL in Location.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from megacity.api.context import routing_context
+from megacity.api.schemas import ERROR_RESPONSES, ErrorEnvelope
+from megacity.db.jobs import Priority
+from megacity.db.models import Job
+from megacity.errors import BadRequest, MegaCityError, NotFound
+from megacity.jobs.service import CancelResult, JobService
+
+router = APIRouter(tags=["jobs"])
+
+PREFIX = "/api/v1/jobs"
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobConflict(MegaCityError):
+    """The job is running or finished, so it can no longer be cancelled."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "job_not_cancellable"
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobResponse(BaseModel):
+    id: str
+    kind: str
+    status: Status
+    priority: Literal["high", "normal", "low"]
+    progress: float = Field(ge=0, le=1)
+    result: Any | None = None
+    error: JobError | None = None
+    attempts: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: Status
+    status_url: str
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """The JSON a client sees for a job (JobResponse)."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "priority": Priority(job.priority).label,
+        "progress": job.progress,
+        "result": job.result,
+        "error": job.error,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def job_service(request: Request) -> JobService:
+    """The JobService of this app (`app.state.services.jobs`)."""
+    jobs: JobService = request.app.state.services.jobs
+    return jobs
+
+
+def owner_of(request: Request) -> str:
+    """The caller's user id (X-User-Id), "" when anonymous."""
+    return routing_context(request).user_id or ""
+
+
+async def submit_job(
+    request: Request,
+    kind: str,
+    payload: Any,
+    *,
+    priority: Priority | str = Priority.NORMAL,
+    max_attempts: int | None = None,
+) -> Response:
+    """Queue a job for the caller (honouring an Idempotency-Key header); the 202 answer."""
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise BadRequest(
+            "header Idempotency-Key has an invalid value", code="invalid_header", param=key
+        )
+    job, _ = await job_service(request).submit(
+        kind,
+        payload,
+        owner_id=owner_of(request),
+        priority=priority,
+        idempotency_key=key,
+        max_attempts=max_attempts,
+    )
+    return accepted(job)
+
+
+def accepted(job: Job) -> Response:
+    """202 Accepted: {"id", "status", "status_url"}, with the status URL in Location."""
+    url = f"{PREFIX}/{job.id}"
+    body = {"id": job.id, "status": job.status, "status_url": url}
+    return Response(orjson.dumps(body), 202, {"Location": url}, media_type="application/json")
+
+
+def _check_id(job_id: str) -> None:
+    if not _JOB_ID.match(job_id):
+        raise NotFound("no such job", code="job_not_found")
+
+
+@router.get(
+    PREFIX + "/{job_id}",
+    response_model=JobResponse,
+    responses=ERROR_RESPONSES,
+    summary="A job's status, progress, and result or error",
+)
+async def get_job(job_id: str, request: Request) -> Response:
+    _check_id(job_id)
+    job = await job_service(request).get(job_id, owner_of(request))
+    if job is None:
+        raise NotFound("no such job", code="job_not_found")
+    return _json(job_view(job))
+
+
+@router.delete(
+    PREFIX + "/{job_id}",
+    response_model=JobResponse,
+    responses={**ERROR_RESPONSES, 409: {"model": ErrorEnvelope}},
+    summary="Cancel a queued job (409 once it runs or has finished)",
+)
+async def cancel_job(job_id: str, request: Request) -> Response:
+    _check_id(job_id)
+    outcome, job = await job_service(request).cancel(job_id, owner_of(request))
+    if outcome is CancelResult.NOT_FOUND or job is None:
+        raise NotFound("no such job", code="job_not_found")
+    if outcome is CancelResult.NOT_QUEUED:
+        raise JobConflict(f"the job is {job.status} and can no longer be cancelled")
+    return _json(job_view(job))
+
+
+def _json(data: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(data), 200, media_type="application/json")

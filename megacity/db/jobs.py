@@ -1,0 +1,271 @@
+"""Jobs: create (idempotently), read, cancel, claim, lease, and record an attempt's end.
+
+The row is the source of truth; a queue (Redis Streams, or this table itself in the
+embedded mode) only says "look at job X". Every write a worker makes is conditional on
+`status = 'running' AND attempts = <its attempt>`, so a worker whose job was taken over
+(its lease ran out) can never record anything: one result per job, whoever ran it.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from megacity.db.models import Job, utcnow
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class Priority(enum.IntEnum):
+    """GPU priority: lower value first. Stored as the integer, shown by name."""
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
+
+    @classmethod
+    def parse(cls, value: str | int | Priority) -> Priority:
+        if isinstance(value, str):
+            try:
+                return cls[value.upper()]
+            except KeyError:
+                raise ValueError(f"unknown priority {value!r}: use high, normal or low") from None
+        return cls(value)
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class Claim(enum.Enum):
+    """What `claim_job` found: run it, or what the queue should do with the message."""
+
+    CLAIMED = "claimed"  # this worker runs attempt `job.attempts` now
+    DONE = "done"  # missing, or already finished / cancelled: drop the message
+    NOT_DUE = "not_due"  # queued, backoff not over: deliver again at job.available_at
+    BUSY = "busy"  # another worker holds a live lease: leave the message alone
+    EXHAUSTED = "exhausted"  # its last attempt's worker died: now failed, dead-letter it
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    claim: Claim
+    job: Job | None
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_job(
+    session: Session,
+    *,
+    kind: str,
+    payload: Any,
+    owner_id: str = "",
+    priority: Priority = Priority.NORMAL,
+    idempotency_key: str | None = None,
+    max_attempts: int = 3,
+    now: datetime | None = None,
+) -> tuple[Job, bool]:
+    """A new queued job, or the owner's existing one with this idempotency key; (job, created)."""
+    if idempotency_key is not None:
+        existing = find_by_key(session, owner_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+    now = now or utcnow()
+    job = Job(
+        id=new_job_id(),
+        kind=kind,
+        priority=int(priority),
+        status=JobStatus.QUEUED.value,
+        owner_id=owner_id,
+        idempotency_key=idempotency_key,
+        payload=payload,
+        progress=0.0,
+        attempts=0,
+        max_attempts=max_attempts,
+        created_at=now,
+        available_at=now,
+    )
+    try:
+        with session.begin_nested():  # a concurrent twin may win the unique constraint
+            session.add(job)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        existing = find_by_key(session, owner_id, idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def find_by_key(session: Session, owner_id: str, idempotency_key: str) -> Job | None:
+    query = select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == idempotency_key)
+    return session.scalars(query).first()
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def cancel_job(session: Session, job_id: str, *, now: datetime | None = None) -> Job | None:
+    """Cancel a queued job; returns the row as it is afterwards (check its status)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
+        .values(status=JobStatus.CANCELLED.value, finished_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return _fresh(session, job_id)
+
+
+def claim_job(
+    session: Session, job_id: str, *, lease_s: float, now: datetime | None = None
+) -> Claimed:
+    """Start the next attempt of `job_id` if it is due (the Redis worker's check per message)."""
+    now = now or utcnow()
+    job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
+    if job is None or job.status in TERMINAL:
+        return Claimed(Claim.DONE, job)
+    if job.available_at > now:
+        return Claimed(Claim.NOT_DUE if job.status == JobStatus.QUEUED else Claim.BUSY, job)
+    return Claimed(_start(session, job, now, lease_s), job)
+
+
+def claim_next(
+    session: Session, kinds: list[str] | None, *, lease_s: float, now: datetime | None = None
+) -> Job | None:
+    """The next due job (highest priority, oldest first), started; the embedded queue's read.
+
+    On PostgreSQL, FOR UPDATE SKIP LOCKED lets workers in many processes claim side by
+    side; on SQLite every transaction already holds the write lock (BEGIN IMMEDIATE).
+    """
+    now = now or utcnow()
+    while True:
+        query = select(Job).where(
+            Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+            Job.available_at <= now,
+        )
+        if kinds is not None:
+            query = query.where(Job.kind.in_(kinds))
+        query = query.order_by(Job.priority, Job.available_at).limit(1)
+        job = session.scalars(query.with_for_update(skip_locked=True)).first()
+        if job is None:
+            return None
+        if _start(session, job, now, lease_s) is Claim.CLAIMED:
+            return job
+        # A dead worker's last attempt: now failed; look for another.
+
+
+def _start(session: Session, job: Job, now: datetime, lease_s: float) -> Claim:
+    if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
+        job.status = JobStatus.FAILED.value
+        job.error = error("worker_lost", f"the worker of attempt {job.attempts} stopped answering")
+        job.finished_at = now
+        session.flush()
+        return Claim.EXHAUSTED
+    job.status = JobStatus.RUNNING.value
+    job.attempts += 1
+    job.started_at = now
+    job.available_at = now + timedelta(seconds=lease_s)
+    session.flush()
+    return Claim.CLAIMED
+
+
+def extend_lease(session: Session, job_id: str, attempt: int, until: datetime) -> bool:
+    """Keep a running attempt's lease alive; False if the job is no longer ours."""
+    return _running(session, job_id, attempt, available_at=until)
+
+
+def set_progress(session: Session, job_id: str, attempt: int, progress: float) -> bool:
+    return _running(session, job_id, attempt, progress=min(1.0, max(0.0, progress)))
+
+
+def succeed(
+    session: Session, job_id: str, attempt: int, result: Any, *, now: datetime | None = None
+) -> bool:
+    """Record the result of `attempt`; False (nothing written) if the job is no longer ours."""
+    return _running(
+        session,
+        job_id,
+        attempt,
+        status=JobStatus.SUCCEEDED.value,
+        result=result,
+        error=None,
+        progress=1.0,
+        finished_at=now or utcnow(),
+    )
+
+
+def fail(
+    session: Session, job_id: str, attempt: int, err: dict[str, str], *, now: datetime | None = None
+) -> bool:
+    """The job failed for good (attempts used up, or a permanent error)."""
+    return _running(
+        session,
+        job_id,
+        attempt,
+        status=JobStatus.FAILED.value,
+        error=err,
+        finished_at=now or utcnow(),
+    )
+
+
+def retry_at(
+    session: Session, job_id: str, attempt: int, err: dict[str, str], when: datetime
+) -> bool:
+    """Back to the queue after a failed attempt, due again at `when` (the backoff)."""
+    return _running(
+        session, job_id, attempt, status=JobStatus.QUEUED.value, error=err, available_at=when
+    )
+
+
+def release(session: Session, job_id: str, attempt: int, *, now: datetime | None = None) -> bool:
+    """Back to the queue at once, the attempt not counted (a worker shutting down)."""
+    return _running(
+        session,
+        job_id,
+        attempt,
+        status=JobStatus.QUEUED.value,
+        attempts=attempt - 1,
+        available_at=now or utcnow(),
+    )
+
+
+def _running(session: Session, job_id: str, attempt: int, **values: Any) -> bool:
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value, Job.attempts == attempt)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(done, "rowcount", 0) == 1)
+
+
+def _fresh(session: Session, job_id: str) -> Job | None:
+    return session.scalars(
+        select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+    ).first()
+
+
+def error(code: str, message: str) -> dict[str, str]:
+    """The JSON a failed job carries: {"code", "message"} (message capped at 2000 chars)."""
+    return {"code": code, "message": message[:2000]}

@@ -1,0 +1,142 @@
+"""RedisQueue: the job streams seen by one consumer — publish, read by priority, claim, settle.
+
+A message only says "look at job X"; what to do with it is decided by the job's row.
+A message is acknowledged only once the row no longer needs it (finished, cancelled,
+or handed to the delayed set / dead-letter stream in the same atomic script), so a
+worker that dies at any point leaves its messages pending, and another worker's
+XAUTOCLAIM picks them up once they have been idle longer than the visibility timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from megacity.db.jobs import Priority
+from megacity.jobs import keys as k
+from megacity.jobs.keys import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message handed to this consumer: which stream, its entry id, and the job."""
+
+    stream: str
+    entry_id: str
+    job_id: str
+
+
+class RedisQueue:
+    """The streams of the kinds this consumer serves, in priority order."""
+
+    def __init__(self, redis: Redis, keys: Keys, consumer: str = "submitter") -> None:
+        self.redis = redis
+        self.keys = keys
+        self.consumer = consumer
+        self._retry_later = redis.register_script(k.RETRY_LATER)
+        self._requeue = redis.register_script(k.REQUEUE)
+        self._dead_letter = redis.register_script(k.DEAD_LETTER)
+        self._move_due = redis.register_script(k.MOVE_DUE)
+
+    async def ensure_groups(self, kinds: list[str]) -> None:
+        """Create the consumer group on every stream of `kinds` (from the first entry)."""
+        for priority in Priority:
+            for stream in self.keys.streams(priority, kinds):
+                try:
+                    await self.redis.xgroup_create(stream, k.GROUP, id="0", mkstream=True)
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+
+    async def publish(self, job_id: str, kind: str, priority: Priority) -> str:
+        """Queue job `job_id` (its row must already be committed); the entry id."""
+        stream = self.keys.stream(priority, kind)
+        entry: Any = await self.redis.xadd(
+            stream, {"job": job_id}, maxlen=k.STREAM_MAXLEN, approximate=True
+        )
+        return str(entry)
+
+    async def read(self, kinds: list[str], count: int, block_ms: int) -> list[Delivery]:
+        """New messages, highest priority first; blocks up to `block_ms` when all are empty."""
+        for priority in Priority:
+            found = await self._xread(self.keys.streams(priority, kinds), count, None)
+            if found:
+                return found
+        streams = [s for p in Priority for s in self.keys.streams(p, kinds)]
+        return await self._xread(streams, count, block_ms)
+
+    async def _xread(self, streams: list[str], count: int, block: int | None) -> list[Delivery]:
+        reply: Any = await self.redis.xreadgroup(
+            k.GROUP, self.consumer, dict.fromkeys(streams, ">"), count=count, block=block
+        )
+        return _deliveries(reply or [])
+
+    async def autoclaim(self, kinds: list[str], min_idle_ms: int, count: int) -> list[Delivery]:
+        """Messages other consumers left idle over `min_idle_ms` (dead workers), now ours."""
+        found: list[Delivery] = []
+        for priority in Priority:
+            for stream in self.keys.streams(priority, kinds):
+                if len(found) >= count:
+                    return found
+                reply: Any = await self.redis.xautoclaim(
+                    stream, k.GROUP, self.consumer, min_idle_ms, "0-0", count=count - len(found)
+                )
+                found += _deliveries([[stream, reply[1]]])
+        return found
+
+    async def touch(self, deliveries: list[Delivery]) -> None:
+        """Reset the idle time of messages this consumer holds (it is alive and working)."""
+        by_stream: dict[str, list[Any]] = {}
+        for d in deliveries:
+            by_stream.setdefault(d.stream, []).append(d.entry_id)
+        for stream, ids in by_stream.items():
+            await self.redis.xclaim(stream, k.GROUP, self.consumer, 0, ids, justid=True)
+
+    async def ack(self, d: Delivery) -> None:
+        await self.redis.xack(d.stream, k.GROUP, d.entry_id)
+
+    async def retry_later(self, d: Delivery, due: datetime) -> None:
+        """Acknowledge, and queue the job again once `due` has passed (the delayed set)."""
+        due_ms = int(due.timestamp() * 1000)
+        member = d.job_id + d.stream
+        await self._retry_later(
+            keys=[d.stream, self.keys.delayed], args=[d.entry_id, due_ms, member, k.GROUP]
+        )
+
+    async def requeue(self, d: Delivery) -> None:
+        """Acknowledge, and queue the job again at once (a worker giving it back)."""
+        args: list[str | int] = [d.entry_id, d.job_id, k.GROUP, k.STREAM_MAXLEN]
+        await self._requeue(keys=[d.stream], args=args)
+
+    async def dead_letter(self, d: Delivery, kind: str, error: dict[str, str] | None) -> None:
+        """Acknowledge, and record the job in the dead-letter stream."""
+        error = error or {}
+        fields = ["job", d.job_id, "kind", kind]
+        fields += ["code", error.get("code", ""), "message", error.get("message", "")]
+        args: list[str | int] = [d.entry_id, k.GROUP, k.STREAM_MAXLEN, *fields]
+        await self._dead_letter(keys=[d.stream, self.keys.dead], args=args)
+
+    async def move_due(self, now: datetime, batch: int = 100) -> int:
+        """Move jobs whose backoff is over from the delayed set into their streams."""
+        now_ms = int(now.timestamp() * 1000)
+        args = [now_ms, batch, k.JOB_ID_LENGTH, k.STREAM_MAXLEN]
+        moved: Any = await self._move_due(keys=[self.keys.delayed], args=args)
+        return int(moved)
+
+    async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
+        """The newest dead-letter entries, oldest first (for operators and tests)."""
+        entries: Any = await self.redis.xrange(self.keys.dead, count=count)
+        return [dict(fields) for _, fields in entries]
+
+
+def _deliveries(reply: list[Any]) -> list[Delivery]:
+    found = []
+    for stream, entries in reply:
+        for entry_id, fields in entries:
+            if fields and fields.get("job"):  # None: an entry deleted since (trimmed)
+                found.append(Delivery(stream, entry_id, fields["job"]))
+    return found

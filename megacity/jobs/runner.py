@@ -1,0 +1,156 @@
+"""Run one claimed attempt of a job and record how it ended, for either kind of worker.
+
+The attempt's lease is renewed while the handler runs; if renewal finds the job taken
+over (this worker was presumed dead), the handler is cancelled and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from megacity.db import Database
+from megacity.db import jobs as repo
+from megacity.db.models import Job, utcnow
+from megacity.jobs.handlers import Handlers, JobContext, PermanentJobError
+
+log = logging.getLogger("megacity.jobs")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Timing of attempts: lease (visibility timeout), backoff base and cap, in seconds."""
+
+    lease_s: float = 60.0
+    backoff_s: float = 2.0
+    backoff_max_s: float = 300.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1, 2, …): doubling, capped."""
+        return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempt - 1)))
+
+
+class Outcome(enum.Enum):
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"  # back in the queue, due at `available_at`
+    FAILED = "failed"  # for good: dead-letter it
+    RELEASED = "released"  # given back unfinished (shutdown): queue it again now
+    SUPERSEDED = "superseded"  # another worker took the job over: touch nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    outcome: Outcome
+    available_at: datetime | None = None
+    error: dict[str, str] | None = None
+
+
+async def in_tx(db: Database, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn(session, *args, **kwargs)` in one transaction, on a worker thread."""
+
+    def work() -> T:
+        with db.session() as session:
+            return fn(session, *args, **kwargs)
+
+    return await asyncio.to_thread(work)
+
+
+async def run_job(
+    db: Database,
+    handlers: Handlers,
+    job: Job,
+    policy: Policy,
+    *,
+    touch: Callable[[], Awaitable[None]] | None = None,
+) -> Finished:
+    """Run the claimed attempt `job.attempts` of `job` and record its end in the row.
+
+    `touch` is called with each lease renewal (the Redis worker resets the message's
+    idle time there). Cancelling this coroutine releases the job (shutdown).
+    """
+    attempt = job.attempts
+    handler = handlers.get(job.kind)
+
+    async def report(fraction: float) -> None:
+        await in_tx(db, repo.set_progress, job.id, attempt, fraction)
+
+    ctx = JobContext(job.id, job.kind, job.payload, attempt, job.max_attempts, report)
+    if handler is None:
+        err = repo.error("unknown_kind", f"no handler for job kind {job.kind!r}")
+        return await _fail(db, job, attempt, err)
+    work = asyncio.ensure_future(handler(ctx))
+    keeper = asyncio.ensure_future(_keep_lease(db, job.id, attempt, policy, work, touch))
+    try:
+        try:
+            result = await work
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+    except asyncio.CancelledError:
+        if keeper.done() and not keeper.cancelled() and keeper.result() is False:
+            log.warning("job taken over by another worker", extra={"job": job.id})
+            return Finished(Outcome.SUPERSEDED)
+        if not work.done():
+            work.cancel()
+        if await in_tx(db, repo.release, job.id, attempt):
+            return Finished(Outcome.RELEASED)
+        return Finished(Outcome.SUPERSEDED)
+    except PermanentJobError as exc:
+        return await _fail(db, job, attempt, repo.error(exc.code, str(exc)))
+    except Exception as exc:
+        err = repo.error("handler_error", f"{type(exc).__name__}: {exc}")
+        if attempt >= job.max_attempts:
+            return await _fail(db, job, attempt, err)
+        when = utcnow() + timedelta(seconds=policy.backoff(attempt))
+        if await in_tx(db, repo.retry_at, job.id, attempt, err, when):
+            log.info("job attempt failed; retrying", extra={"job": job.id, "attempt": attempt})
+            return Finished(Outcome.RETRY, when, err)
+        return Finished(Outcome.SUPERSEDED)
+    try:
+        stored = json.loads(json.dumps(result))
+    except (TypeError, ValueError) as exc:
+        return await _fail(db, job, attempt, repo.error("bad_result", f"result is not JSON: {exc}"))
+    if await in_tx(db, repo.succeed, job.id, attempt, stored):
+        return Finished(Outcome.SUCCEEDED)
+    return Finished(Outcome.SUPERSEDED)
+
+
+async def _fail(db: Database, job: Job, attempt: int, err: dict[str, str]) -> Finished:
+    if await in_tx(db, repo.fail, job.id, attempt, err):
+        log.warning("job failed", extra={"job": job.id, "kind": job.kind, "code": err["code"]})
+        return Finished(Outcome.FAILED, error=err)
+    return Finished(Outcome.SUPERSEDED)
+
+
+async def _keep_lease(
+    db: Database,
+    job_id: str,
+    attempt: int,
+    policy: Policy,
+    work: asyncio.Future[Any],
+    touch: Callable[[], Awaitable[None]] | None,
+) -> bool:
+    """Renew the lease every third of it; on losing the job, cancel the handler (False)."""
+    every = policy.lease_s / 3
+    while True:
+        await asyncio.sleep(every)
+        until = utcnow() + timedelta(seconds=policy.lease_s)
+        try:
+            ours = await in_tx(db, repo.extend_lease, job_id, attempt, until)
+            if ours and touch is not None:
+                await touch()
+        except Exception:  # a blip: the lease has two more renewals before it runs out
+            log.warning("lease renewal failed", extra={"job": job_id}, exc_info=True)
+            continue
+        if not ours:
+            work.cancel()
+            return False

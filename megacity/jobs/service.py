@@ -1,0 +1,146 @@
+"""JobService: what the API uses — submit (idempotent), read, cancel — and the embedded worker.
+
+With a Redis URL, a submitted job is committed to the jobs table and then published to
+its stream for `megacity worker` processes; without one, the in-process
+`EmbeddedWorker` runs it from the table.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+
+from megacity.config.settings import Settings
+from megacity.db import Database
+from megacity.db import jobs as repo
+from megacity.db.jobs import JobStatus, Priority
+from megacity.db.models import Job
+from megacity.jobs.embedded import EmbeddedWorker
+from megacity.jobs.handlers import KIND, Handlers
+from megacity.jobs.keys import Keys
+from megacity.jobs.queue import RedisQueue
+from megacity.jobs.runner import Policy, in_tx
+
+log = logging.getLogger("megacity.jobs")
+
+
+class CancelResult(enum.Enum):
+    CANCELLED = "cancelled"
+    NOT_FOUND = "not_found"
+    NOT_QUEUED = "not_queued"  # running or finished: too late
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(
+        lease_s=settings.jobs_visibility_timeout_s,
+        backoff_s=settings.jobs_backoff_s,
+        backoff_max_s=settings.jobs_backoff_max_s,
+    )
+
+
+def redis_client(url: str) -> Redis:
+    """An asyncio Redis client answering str (the queue's keys and fields are text)."""
+    return Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+class JobService:
+    """Submit, read and cancel jobs; owns the Redis client or the embedded worker."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        redis: Redis | None = None,
+        keys: Keys | None = None,
+        max_attempts: int = 3,
+        embedded: EmbeddedWorker | None = None,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.queue = RedisQueue(redis, keys or Keys()) if redis is not None else None
+        self.max_attempts = max_attempts
+        self.embedded = embedded
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database, handlers: Handlers) -> JobService:
+        """Redis Streams when `redis_url` is set, else the embedded worker (if enabled)."""
+        if settings.redis_url:
+            return cls(
+                db,
+                redis=redis_client(settings.redis_url),
+                keys=Keys(settings.jobs_key_prefix),
+                max_attempts=settings.jobs_max_attempts,
+            )
+        embedded = None
+        if settings.jobs_embedded_worker:
+            embedded = EmbeddedWorker(
+                db,
+                handlers,
+                policy=policy_from(settings),
+                concurrency=settings.jobs_concurrency,
+                poll_s=settings.jobs_poll_interval_s,
+                grace_s=settings.jobs_shutdown_grace_s,
+            )
+        return cls(db, embedded=embedded, max_attempts=settings.jobs_max_attempts)
+
+    async def start(self) -> None:
+        if self.embedded is not None:
+            await self.embedded.start()
+
+    async def stop(self) -> None:
+        if self.embedded is not None:
+            await self.embedded.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def submit(
+        self,
+        kind: str,
+        payload: Any,
+        *,
+        owner_id: str = "",
+        priority: Priority | str = Priority.NORMAL,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+    ) -> tuple[Job, bool]:
+        """Queue a job; with an idempotency key already used by this owner, the existing
+        job instead. Returns (job, created)."""
+        if not KIND.match(kind):
+            raise ValueError(f"invalid job kind {kind!r}")
+        job, created = await in_tx(
+            self.db,
+            repo.create_job,
+            kind=kind,
+            payload=payload,
+            owner_id=owner_id,
+            priority=Priority.parse(priority),
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts or self.max_attempts,
+        )
+        if created:
+            if self.queue is not None:
+                await self.queue.publish(job.id, job.kind, Priority(job.priority))
+            elif self.embedded is not None:
+                self.embedded.wake()
+        return job, created
+
+    async def get(self, job_id: str, owner_id: str = "") -> Job | None:
+        """The job, if it exists and belongs to `owner_id` (else None: ids do not leak)."""
+        job = await in_tx(self.db, repo.get_job, job_id)
+        if job is None or job.owner_id != owner_id:
+            return None
+        return job
+
+    async def cancel(self, job_id: str, owner_id: str = "") -> tuple[CancelResult, Job | None]:
+        """Cancel the owner's queued job; workers that meet it later skip it."""
+        if await self.get(job_id, owner_id) is None:
+            return CancelResult.NOT_FOUND, None
+        job = await in_tx(self.db, repo.cancel_job, job_id)
+        if job is None:
+            return CancelResult.NOT_FOUND, None
+        if job.status != JobStatus.CANCELLED:
+            return CancelResult.NOT_QUEUED, job
+        return CancelResult.CANCELLED, job
