@@ -79,18 +79,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=_worker)
 
-    worker = sub.add_parser(
-        "worker", help="run job workers (Redis Streams with REDIS_URL, else the jobs table)"
-    )
-    worker.add_argument("--kinds", help="comma-separated job kinds to serve (default: all)")
-    worker.add_argument("--concurrency", type=int, help="jobs at once (default: jobs_concurrency)")
-    worker.add_argument(
-        "--handlers",
-        default="megacity.jobs.handlers:default_handlers",
-        help="module:function returning the Handlers to serve",
-    )
-    worker.set_defaults(func=_worker)
-
     standin = sub.add_parser("standin", help="run a stand-in vLLM server (tests, demos)")
     standin.add_argument("--host", default="127.0.0.1")
     standin.add_argument("--port", type=int, required=True)
@@ -291,47 +279,6 @@ def _retention_sweep(args: argparse.Namespace) -> int:
         db.close()
     print("\n".join(report.lines()))
     return 0 if report.ok else 1
-
-
-def _worker(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from megacity.config.settings import Settings
-    from megacity.db import DatabaseError, build_database
-    from megacity.jobs.serve import load_handlers, serve
-    from megacity.observability.logging import configure_logging
-
-    try:
-        settings = Settings()  # environment only: a worker needs no topology
-        handlers = load_handlers(args.handlers)
-        if args.kinds:
-            handlers = handlers.only([k.strip() for k in args.kinds.split(",") if k.strip()])
-        concurrency = args.concurrency or settings.jobs_concurrency
-        if concurrency < 1:
-            raise ValueError("--concurrency must be at least 1")
-        db = build_database(settings)
-    except ValidationError as exc:
-        print(
-            f"megacity worker: invalid settings (MEGACITY_* environment):\n{exc}", file=sys.stderr
-        )
-        return 2
-    except (ValueError, OSError) as exc:
-        print(f"megacity worker: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    try:
-        if settings.db_auto_upgrade:
-            db.upgrade()
-        asyncio.run(serve(settings, db, handlers, concurrency))
-    except (DatabaseError, SQLAlchemyError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"megacity worker: database {db.display_url}: {reason}", file=sys.stderr)
-        return 1
-    finally:
-        db.close()
-    return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
