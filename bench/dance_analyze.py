@@ -31,7 +31,8 @@ from common import table  # noqa: E402
 
 from megacity.engines.pose import PoseEngine, PoseEngineConfig  # noqa: E402
 from megacity.engines.video import frame_at  # noqa: E402
-from megacity.pipelines.dance_pictures import heatmap_png, overlay_png  # noqa: E402
+from megacity.pipelines.dance_heatmap import heatmap_png  # noqa: E402
+from megacity.pipelines.dance_overlay import overlay_png  # noqa: E402
 from megacity.scoring.dance import score_dance  # noqa: E402
 from megacity.testing import RouterProcess  # noqa: E402
 from tests.api.dance_cluster import DANCE_ENV, dance_topology, pose_node  # noqa: E402

@@ -31,7 +31,8 @@ from megacity.engines.keypoints import PoseExtraction
 from megacity.engines.upload import MediaUpload
 from megacity.engines.video import frame_at
 from megacity.errors import BadRequest, Forbidden, NotFound, UnprocessableEntity
-from megacity.pipelines.dance_pictures import heatmap_png, overlay_png
+from megacity.pipelines.dance_heatmap import heatmap_png
+from megacity.pipelines.dance_overlay import overlay_png
 from megacity.routing.context import RequestContext
 from megacity.routing.pose import PoseAnswer, PoseGateway
 from megacity.scoring.dance import DanceConfig, DanceResult, Mirror, score_dance
