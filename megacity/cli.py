@@ -67,6 +67,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.set_defaults(func=_retention_sweep)
 
+    retention = sub.add_parser("retention", help="stored objects' retention (MEGACITY_RETENTION)")
+    retention_actions = retention.add_subparsers(metavar="ACTION")
+    sweep = retention_actions.add_parser(
+        "sweep", help="delete the objects whose retention has passed, and report"
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="report what is due, delete nothing")
+    sweep.add_argument(
+        "--orphans", action="store_true", help="also list store objects without a row (kept)"
+    )
+    sweep.set_defaults(func=_retention_sweep)
+
+    worker = sub.add_parser(
+        "worker", help="run job workers (Redis Streams with REDIS_URL, else the jobs table)"
+    )
+    worker.add_argument("--kinds", help="comma-separated job kinds to serve (default: all)")
+    worker.add_argument("--concurrency", type=int, help="jobs at once (default: jobs_concurrency)")
+    worker.add_argument(
+        "--handlers",
+        default="megacity.jobs.handlers:default_handlers",
+        help="module:function returning the Handlers to serve",
+    )
+    worker.set_defaults(func=_worker)
+
     standin = sub.add_parser("standin", help="run a stand-in vLLM server (tests, demos)")
     standin.add_argument("--host", default="127.0.0.1")
     standin.add_argument("--port", type=int, required=True)
@@ -269,6 +292,80 @@ def _retention_sweep(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _retention_sweep(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from megacity.config.settings import Settings
+    from megacity.db import DatabaseError, build_database
+    from megacity.errors import MegaCityError
+    from megacity.storage import build_object_store
+    from megacity.storage.retention import sweep
+
+    try:
+        settings = Settings()  # environment only: no topology needed
+        db = build_database(settings)
+        store = build_object_store(settings)
+    except ValidationError as exc:
+        print(f"megacity retention: invalid settings (environment):\n{exc}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"megacity retention: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = sweep(
+            db, store, settings.retention, dry_run=args.dry_run, find_orphans=args.orphans
+        )
+    except (DatabaseError, SQLAlchemyError, MegaCityError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"megacity retention: sweep failed ({db.display_url}): {reason}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from megacity.config.settings import Settings
+    from megacity.db import DatabaseError, build_database
+    from megacity.jobs.serve import load_handlers, serve
+    from megacity.observability.logging import configure_logging
+
+    try:
+        settings = Settings()  # environment only: a worker needs no topology
+        handlers = load_handlers(args.handlers)
+        if args.kinds:
+            handlers = handlers.only([k.strip() for k in args.kinds.split(",") if k.strip()])
+        concurrency = args.concurrency or settings.jobs_concurrency
+        if concurrency < 1:
+            raise ValueError("--concurrency must be at least 1")
+        db = build_database(settings)
+    except ValidationError as exc:
+        print(
+            f"megacity worker: invalid settings (MEGACITY_* environment):\n{exc}", file=sys.stderr
+        )
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"megacity worker: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if settings.db_auto_upgrade:
+            db.upgrade()
+        asyncio.run(serve(settings, db, handlers, concurrency))
+    except (DatabaseError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"megacity worker: database {db.display_url}: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    return 0
+
+
 def _standin(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -295,12 +392,6 @@ def _standin(args: argparse.Namespace) -> int:
 
 
 def _engine_speech(args: argparse.Namespace) -> int:
-
-    from megacity.api.speech_node import create_speech_node
-    from megacity.config.settings import Settings
-    from megacity.engines.speech import SpeechEngineConfig
-    from megacity.observability.logging import configure_logging
-
     options: dict[str, object] = {
         "model": args.model,
         "device": args.device,
@@ -315,39 +406,44 @@ def _engine_speech(args: argparse.Namespace) -> int:
     }
     if args.temperature is not None:
         options["temperature"] = args.temperature
-    try:
-        settings = Settings(host=args.host, port=args.port)
-        config = SpeechEngineConfig.from_options(options)
-    except (ValueError, ValidationError) as exc:
-        print(f"megacity: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    log.info("speech node starting", extra={"port": args.port, "model": config.model})
-    _run_server(create_speech_node(settings, config, args.name), args.host, args.port)
-    return 0
+    return _engine_node(args, "speech", options)
 
 
 def _engine_pose(args: argparse.Namespace) -> int:
-    from megacity.api.pose_node import create_pose_node
-    from megacity.config.settings import Settings
-    from megacity.engines.pose import PoseEngineConfig
-    from megacity.observability.logging import configure_logging
-
-    options: dict[str, object] = {
+    options = {
         "model": args.model,
         "fps": args.fps,
         "workers": args.workers,
         "warmup": not args.no_preload,
     }
+    return _engine_node(args, "pose", options)
+
+
+def _engine_node(args: argparse.Namespace, kind: str, options: dict[str, object]) -> int:
+    """Validate the node's options, then serve `megacity engine <kind>` until stopped."""
+    from megacity.config.settings import Settings
+    from megacity.observability.logging import configure_logging
+
     try:
         settings = Settings(host=args.host, port=args.port)
-        config = PoseEngineConfig.from_options(options)
+        if kind == "speech":
+            from megacity.api.speech_node import create_speech_node
+            from megacity.engines.speech import SpeechEngineConfig
+
+            speech = SpeechEngineConfig.from_options(options)
+            model, app = speech.model, create_speech_node(settings, speech, args.name)
+        else:
+            from megacity.api.pose_node import create_pose_node
+            from megacity.engines.pose import PoseEngineConfig
+
+            pose = PoseEngineConfig.from_options(options)
+            model, app = pose.model_path, create_pose_node(settings, pose, args.name)
     except (ValueError, ValidationError) as exc:
         print(f"megacity: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    log.info("pose node starting", extra={"port": args.port, "model": config.model_path})
-    _run_server(create_pose_node(settings, config, args.name), args.host, args.port)
+    log.info(f"{kind} node starting", extra={"port": args.port, "model": model})
+    _run_server(app, args.host, args.port)
     return 0
 
 
