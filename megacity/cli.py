@@ -67,17 +67,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.set_defaults(func=_retention_sweep)
 
-    retention = sub.add_parser("retention", help="stored objects' retention (MEGACITY_RETENTION)")
-    retention_actions = retention.add_subparsers(metavar="ACTION")
-    sweep = retention_actions.add_parser(
-        "sweep", help="delete the objects whose retention has passed, and report"
-    )
-    sweep.add_argument("--dry-run", action="store_true", help="report what is due, delete nothing")
-    sweep.add_argument(
-        "--orphans", action="store_true", help="also list store objects without a row (kept)"
-    )
-    sweep.set_defaults(func=_retention_sweep)
-
     worker = sub.add_parser(
         "worker", help="run job workers (Redis Streams with REDIS_URL, else the jobs table)"
     )
@@ -257,39 +246,6 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     else:
         print(f"{db.display_url}: already at {result.after} (the newest revision)")
     return 0
-
-
-def _retention_sweep(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from megacity.config.settings import Settings
-    from megacity.db import DatabaseError, build_database
-    from megacity.errors import MegaCityError
-    from megacity.storage import build_object_store
-    from megacity.storage.retention import sweep
-
-    try:
-        settings = Settings()  # environment only: no topology needed
-        db = build_database(settings)
-        store = build_object_store(settings)
-    except ValidationError as exc:
-        print(f"megacity retention: invalid settings (environment):\n{exc}", file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
-        print(f"megacity retention: {exc}", file=sys.stderr)
-        return 1
-    try:
-        report = sweep(
-            db, store, settings.retention, dry_run=args.dry_run, find_orphans=args.orphans
-        )
-    except (DatabaseError, SQLAlchemyError, MegaCityError, OSError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"megacity retention: sweep failed ({db.display_url}): {reason}", file=sys.stderr)
-        return 1
-    finally:
-        db.close()
-    print("\n".join(report.lines()))
-    return 0 if report.ok else 1
 
 
 def _retention_sweep(args: argparse.Namespace) -> int:
