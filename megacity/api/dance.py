@@ -25,7 +25,7 @@ from megacity.api.transcription import audio_upload, read_upload_form
 from megacity.errors import BadRequest
 from megacity.pipelines.dance import AnalyzeOptions, DanceLab, check_reference_id
 from megacity.routing.pose import PoseAnswer
-from megacity.scoring.dance import Mirror
+from megacity.scoring.dance_types import Mirror
 from megacity.scoring.pose import MAX_FPS, MAX_FRAMES, PoseSequence, coco17_to_blazepose
 
 router = APIRouter(tags=["dance"])

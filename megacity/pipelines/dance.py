@@ -35,7 +35,8 @@ from megacity.pipelines.dance_heatmap import heatmap_png
 from megacity.pipelines.dance_overlay import overlay_png
 from megacity.routing.context import RequestContext
 from megacity.routing.pose import PoseAnswer, PoseGateway
-from megacity.scoring.dance import DanceConfig, DanceResult, Mirror, score_dance
+from megacity.scoring.dance import score_dance
+from megacity.scoring.dance_types import DanceConfig, DanceResult, Mirror
 from megacity.scoring.pose import PoseSequence
 from megacity.storage import ObjectStore, keys
 

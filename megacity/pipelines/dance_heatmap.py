@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from megacity.pipelines.dance_drawing import RGB, bilingual, fit, load_font, png_bytes, text_font
-from megacity.scoring.dance import PartTimeErrors, score_from_error
+from megacity.scoring.dance_types import PartTimeErrors, score_from_error
 from megacity.scoring.pose import BODY_PARTS, PART_NAMES
 
 # Score → colour: ColorBrewer RdYlGn stops, red at 40 and below, green at 90 and above.

@@ -16,7 +16,7 @@ from megacity.pipelines.dance_heatmap import (
     heatmap_png,
     score_colour,
 )
-from megacity.scoring.dance import PartTimeErrors
+from megacity.scoring.dance_types import PartTimeErrors
 from megacity.scoring.pose import BODY_PARTS
 
 GREEN, RED = score_colour(100.0), score_colour(0.0)

@@ -9,13 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from megacity.scoring.dance import (
+from megacity.scoring.dance import part_time_errors, score_dance
+from megacity.scoring.dance_types import (
     SCORE_ANCHORS,
     DanceConfig,
     DanceResult,
     error_to_degrees,
-    part_time_errors,
-    score_dance,
     score_from_error,
 )
 from megacity.scoring.pose import (
