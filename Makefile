@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(PY) bench/scoring_dtw.py
 	$(PY) bench/pose_extract.py --quick
 	$(PY) bench/dance_analyze.py
+	$(PY) bench/queue.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
