@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import ORJSONResponse as _JSON
 
 import megacity
-from megacity.api import admin, dance, errors, files, openai, ops, speech, tutor
+from megacity.api import admin, dance, errors, files, jobs, openai, ops, speech, tutor
 from megacity.api.middleware import RequestMiddleware
 from megacity.api.services import Services
 from megacity.config.settings import Settings
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(speech.router)
     app.include_router(dance.router)
     app.include_router(files.router)
+    app.include_router(jobs.router)
     app.include_router(tutor.build_router(services.strategies))
     app.include_router(admin.router)
     app.include_router(ops.router)

@@ -14,6 +14,7 @@ from megacity.engines.pose import PoseEngine, PoseEngineConfig
 from megacity.engines.pose_http import PoseHTTPClient
 from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
 from megacity.engines.speech_http import SpeechHTTPClient
+from megacity.jobs import JobService, default_handlers
 from megacity.observability.metrics import Metrics
 from megacity.pipelines.dance import DanceLab
 from megacity.pipelines.voice import VoiceAnalyzer
@@ -102,11 +103,14 @@ class Services:
         self.storage: ObjectStore = build_object_store(settings)
         self.db: Database = build_database(settings)
         self.dance = DanceLab(self.pose, self.storage, self.db)
+        self.job_handlers = default_handlers()
+        self.jobs = JobService.from_settings(settings, self.db, self.job_handlers)
         self._warmups: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         if self.settings.db_auto_upgrade:
             await asyncio.to_thread(self.db.upgrade)
+        await self.jobs.start()  # the embedded worker needs the jobs table
         await self.client.start()
         self.pose.client = PoseHTTPClient(
             self.client.session,
@@ -143,4 +147,5 @@ class Services:
         for pose in self.pose_engines.values():
             pose.close()
         await self.client.close()
+        await self.jobs.stop()
         self.db.close()
