@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +17,7 @@ from megacity.pipelines.dance_heatmap import (
 )
 from megacity.scoring.dance_types import PartTimeErrors
 from megacity.scoring.pose import BODY_PARTS
+from tests.pipelines.pictures import decode, pixel
 
 GREEN, RED = score_colour(100.0), score_colour(0.0)
 
@@ -27,20 +27,9 @@ def _heat(bins: int, bin_s: float = 1.0, fill: float = 20.0, start: float = 0.0)
     return PartTimeErrors(BODY_PARTS, start + bin_s * np.arange(bins), bin_s, errors)
 
 
-def _decode(png: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(png))
-    image.load()
-    return image
-
-
-def _pixel(image: Image.Image, xy: tuple[float, float] | np.ndarray) -> tuple[int, ...]:
-    x, y = (int(v) for v in np.round(np.asarray(xy, dtype=float)))
-    return tuple(int(c) for c in np.asarray(image)[y, x])
-
-
-def _centre_pixel(image: Image.Image, box: tuple[int, int, int, int]) -> tuple[int, ...]:
+def _centrepixel(image: Image.Image, box: tuple[int, int, int, int]) -> tuple[int, ...]:
     x0, y0, x1, y1 = box
-    return _pixel(image, ((x0 + x1) // 2, (y0 + y1) // 2))
+    return pixel(image, ((x0 + x1) // 2, (y0 + y1) // 2))
 
 
 def test_score_colour_ramp() -> None:
@@ -55,11 +44,11 @@ def test_cells_green_red_and_grey() -> None:
     heat.errors_deg[2, 3] = 0.0  # left arm, 0:03: perfect
     heat.errors_deg[2, 4] = 60.0  # left arm, 0:04: far off
     heat.errors_deg[2, 5] = np.nan  # not seen
-    image = _decode(heatmap_png(heat, title="Your dance"))
+    image = decode(heatmap_png(heat, title="Your dance"))
     lay = heatmap_layout(heat, title="Your dance")
     assert image.size == (lay.width, lay.height) and image.mode == "RGB"
-    assert _centre_pixel(image, lay.cell_box(2, 3)) == GREEN
-    assert _centre_pixel(image, lay.cell_box(2, 4)) == RED
+    assert _centrepixel(image, lay.cell_box(2, 3)) == GREEN
+    assert _centrepixel(image, lay.cell_box(2, 4)) == RED
     x0, y0, x1, y1 = lay.cell_box(2, 5)
     cell = np.asarray(image)[y0:y1, x0 : x1 - 1]  # without the gutter
     assert (cell[..., 0] == cell[..., 1]).all() and (cell[..., 1] == cell[..., 2]).all()  # grey
@@ -76,13 +65,13 @@ def test_phone_widths_and_long_songs() -> None:
     for bins in (10, 60, 360):
         heat = _heat(bins)
         heat.errors_deg[0, -1] = 60.0
-        image = _decode(heatmap_png(heat))
+        image = decode(heatmap_png(heat))
         lay = heatmap_layout(heat)
         sizes[bins] = image.size
         assert image.size[0] <= HEATMAP_MAX_WIDTH and lay.group == 1 and lay.cols == bins
         assert lay.cell_box(0, bins - 1)[2] <= image.size[0]
-        assert _centre_pixel(image, lay.cell_box(0, bins - 1)) == RED
-        assert _centre_pixel(image, lay.cell_box(0, 0)) == score_colour(50.0)
+        assert _centrepixel(image, lay.cell_box(0, bins - 1)) == RED
+        assert _centrepixel(image, lay.cell_box(0, 0)) == score_colour(50.0)
     assert sizes[10][0] < sizes[60][0] and sizes[10][1] == sizes[360][1]
 
 
@@ -91,9 +80,9 @@ def test_many_bins_pool_to_the_worst() -> None:
     heat.errors_deg[4, 1234] = 70.0
     lay = heatmap_layout(heat)
     assert lay.group > 1 and lay.plot_w / lay.cols >= dh.HEATMAP_MIN_CELL_W
-    image = _decode(heatmap_png(heat))
+    image = decode(heatmap_png(heat))
     assert image.size[0] <= HEATMAP_MAX_WIDTH
-    assert _centre_pixel(image, lay.cell_box(4, 1234 // lay.group)) == RED
+    assert _centrepixel(image, lay.cell_box(4, 1234 // lay.group)) == RED
     assert lay.x_of(123.4) == pytest.approx(
         lay.plot_x + (123.4 / lay.column_s) * lay.plot_w / lay.cols
     )
@@ -104,7 +93,7 @@ def test_deterministic_with_description() -> None:
     heat.errors_deg[:, ::7] = np.nan
     a, b = heatmap_png(heat, title="Run 1"), heatmap_png(heat, title="Run 1")
     assert a == b
-    assert "heatmap" in _decode(a).info["Description"]
+    assert "heatmap" in decode(a).info["Description"]
 
 
 @pytest.mark.parametrize(
@@ -140,4 +129,4 @@ def test_korean_labels_when_a_hangul_font_exists(hangul_font: Callable[[], None]
     plain = heatmap_layout(_heat(5)).plot_x
     hangul_font()
     assert heatmap_layout(_heat(5)).plot_x > plain  # "left arm  왼팔" is wider
-    assert _decode(heatmap_png(_heat(5))).size[0] <= HEATMAP_MAX_WIDTH
+    assert decode(heatmap_png(_heat(5))).size[0] <= HEATMAP_MAX_WIDTH

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
@@ -18,18 +17,7 @@ from megacity.pipelines.dance_overlay import (
 )
 from megacity.scoring import pose as P
 from megacity.scoring.pose import MIRROR_INDEX
-
-
-def _decode(png: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(png))
-    image.load()
-    return image
-
-
-def _pixel(image: Image.Image, xy: tuple[float, float] | np.ndarray) -> tuple[int, ...]:
-    x, y = (int(v) for v in np.round(np.asarray(xy, dtype=float)))
-    return tuple(int(c) for c in np.asarray(image)[y, x])
-
+from tests.pipelines.pictures import decode, pixel
 
 _BODY = {  # (x, y) in body units (~ the dancer's height), dancer's left = +x, y down
     P.NOSE: (0.0, 0.06), P.LEFT_EAR: (0.04, 0.05), P.RIGHT_EAR: (-0.04, 0.05),
@@ -85,13 +73,13 @@ def test_reference_scaled_and_moved_lands_on_the_learner() -> None:
     # Same pose, smaller and elsewhere, filmed in portrait: mapping must undo all of that.
     ref_aspect = 9 / 16
     ref = _standing(cx=0.3, top=0.4, h=0.4, aspect=ref_aspect)
-    image = _decode(overlay_png(_frame(), you, ref, part="left_arm", aspect_ratio=ref_aspect))
+    image = decode(overlay_png(_frame(), you, ref, part="left_arm", aspect_ratio=ref_aspect))
     w = OVERLAY_MAX_SIDE
     assert image.size == (w, round(720 * w / 1280))  # downscaled, no caption band
     for i in (P.LEFT_WRIST, P.RIGHT_WRIST, P.LEFT_KNEE, P.NOSE):
         at = _px(you, i, image.size)
         assert _near(image, at, YOU_COLOUR), i
-        assert _pixel(image, at) == REFERENCE_COLOUR, i
+        assert pixel(image, at) == REFERENCE_COLOUR, i
     assert "reference" in image.info["Description"]
 
 
@@ -105,7 +93,7 @@ def test_raised_arm_of_the_reference_is_drawn_above_the_learners() -> None:
         ref[i, :2] = elbow + up * (1.3 if i != P.LEFT_WRIST else 1.0)
     caption = "0:12 left arm: Raise your left arm higher"
     png = overlay_png(_frame(), you, ref, part="left_arm", caption=caption)
-    image = _decode(png)
+    image = decode(png)
     size = (OVERLAY_MAX_SIDE, round(720 * OVERLAY_MAX_SIDE / 1280))
     assert image.size[0] == size[0] and image.size[1] > size[1]  # caption band below the frame
     assert caption in image.info["Description"]
@@ -130,32 +118,32 @@ def test_mirrored_reference_lands_on_the_learner_with_mirror() -> None:
     ref = you[list(MIRROR_INDEX)].copy()
     ref[:, 0] = 1.0 - ref[:, 0]
     _move_hand(ref, P.LEFT_WRIST, (0.0, -0.2))  # mirrored, this is the learner's right hand
-    image = _decode(overlay_png(_frame(), you, ref, mirror=True))
+    image = decode(overlay_png(_frame(), you, ref, mirror=True))
     left, right = _px(you, P.LEFT_WRIST, image.size), _px(you, P.RIGHT_WRIST, image.size)
-    assert _pixel(image, left) == REFERENCE_COLOUR
+    assert pixel(image, left) == REFERENCE_COLOUR
     assert not _near(image, right, REFERENCE_COLOUR, radius=3)
 
 
 def test_no_person_draws_the_frame_and_caption_only() -> None:
     frame = _frame(640, 360)
     nobody = np.full((33, 4), np.nan)
-    plain = _decode(overlay_png(frame, nobody, _standing()))
+    plain = decode(overlay_png(frame, nobody, _standing()))
     assert plain.size == (640, 360)
     assert (np.asarray(plain) == frame).all()
-    captioned = _decode(overlay_png(frame, nobody, _standing(), part="head", caption="0:03 no one"))
+    captioned = decode(overlay_png(frame, nobody, _standing(), part="head", caption="0:03 no one"))
     assert captioned.size[1] > 360 and (np.asarray(captioned)[:360] == frame).all()
     hidden = _standing()
     hidden[:, 3] = 0.1  # everything too faint to trust
-    assert (np.asarray(_decode(overlay_png(frame, hidden, _standing()))) == frame).all()
+    assert (np.asarray(decode(overlay_png(frame, hidden, _standing()))) == frame).all()
 
 
 def test_partly_seen_learner_and_missing_reference() -> None:
     you = _standing()
     you[[P.LEFT_HIP, P.RIGHT_HIP], :] = np.nan  # no hips: the reference cannot be placed
-    image = _decode(overlay_png(_frame(), you, _standing(), part="right_arm"))
+    image = decode(overlay_png(_frame(), you, _standing(), part="right_arm"))
     at = _px(you, P.RIGHT_WRIST, image.size)
     assert _near(image, at, YOU_COLOUR) and not (np.asarray(image) == REFERENCE_COLOUR).all(axis=2).any()  # fmt: skip
-    image = _decode(overlay_png(_frame(), _standing(), np.full((33, 4), np.nan)))
+    image = decode(overlay_png(_frame(), _standing(), np.full((33, 4), np.nan)))
     assert not (np.asarray(image) == REFERENCE_COLOUR).all(axis=2).any()
     assert _near(image, _px(_standing(), P.LEFT_WRIST, image.size), YOU_COLOUR)
 
@@ -166,7 +154,7 @@ def test_overlay_deterministic_and_small() -> None:
     assert a == overlay_png(*args, part="torso", caption="0:01 " + "long caption " * 20)
     assert len(a) < 200_000
     ratio = np.float32(4 / 3)  # numpy scalars are fine
-    small = _decode(
+    small = decode(
         overlay_png(_frame(320, 240), _standing(aspect=4 / 3), _standing(), aspect_ratio=ratio)  # type: ignore[arg-type]
     )
     assert small.size == (320, 240)  # small frames are not upscaled
