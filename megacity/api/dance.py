@@ -23,7 +23,7 @@ from megacity.api.schemas import ERROR_RESPONSES
 from megacity.api.services import Services
 from megacity.api.transcription import audio_upload, read_upload_form
 from megacity.errors import BadRequest
-from megacity.pipelines.dance import AnalyzeOptions, DanceLab, check_reference_id
+from megacity.pipelines.dance import AnalyzeOptions, DanceLab, check_bpm, check_reference_id
 from megacity.routing.pose import PoseAnswer
 from megacity.scoring.dance_types import Mirror
 from megacity.scoring.pose import MAX_FPS, MAX_FRAMES, PoseSequence, coco17_to_blazepose
@@ -275,9 +275,7 @@ def _bpm(form: Form, name: str = "bpm") -> float | None:
         value = float(raw)
     except ValueError:
         raise BadRequest(f"`{name}` must be a number", param=name) from None
-    if not np.isfinite(value) or not 30 <= value <= 300:
-        raise BadRequest(f"`{name}` must be within 30..300", code="invalid_bpm", param=name)
-    return value
+    return check_bpm(value)
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -36,6 +36,7 @@ from megacity.pipelines.dance_overlay import overlay_png
 from megacity.routing.context import RequestContext
 from megacity.routing.pose import PoseAnswer, PoseGateway
 from megacity.scoring.dance import score_dance
+from megacity.scoring.dance_feedback import clock
 from megacity.scoring.dance_types import DanceConfig, DanceResult, Mirror
 from megacity.scoring.pose import PoseSequence
 from megacity.storage import ObjectStore, keys
@@ -284,18 +285,13 @@ def _focus(result: DanceResult, attempt: PoseSequence) -> tuple[float, float, st
     if result.worst_moments:
         m = result.worst_moments[0]
         feedback = next((f for f in result.feedback if f.part == m.part), None)
-        caption = feedback.en if feedback else f"{m.en} at {_clock(m.start_s)}"
+        caption = feedback.en if feedback else f"{m.en} at {clock(m.start_s)}"
         return m.peak_s, m.reference_s, m.part, caption
     present = np.flatnonzero(~np.isnan(attempt.keypoints[:, 0, 0]))
     i = int(present[len(present) // 2]) if len(present) else attempt.frames // 2
     t = float(attempt.times[i])
     ref_t = (t - result.timing.offset_ms / 1000.0) / max(result.timing.tempo_ratio, 1e-6)
     return t, ref_t, None, result.feedback[0].en if result.feedback else ""
-
-
-def _clock(t: float) -> str:
-    s = max(0, int(t))
-    return f"{s // 60}:{s % 60:02d}"
 
 
 def analysis_json(

@@ -23,7 +23,8 @@ from megacity.scoring.motion import ISSUE_PHRASES, Motion, part_deviation
 from megacity.scoring.pose import BODY_PARTS, PART_NAMES
 
 
-def _clock(t: float) -> str:
+def clock(t: float) -> str:
+    """A time in seconds as the learner reads it in feedback: m:ss."""
     s = max(0, int(t))
     return f"{s // 60}:{s % 60:02d}"
 
@@ -84,7 +85,7 @@ def feedback(
         said.add((m.part, m.issue))
         noun, obj, _ = PART_NAMES[m.part]
         _, _, advice_en, advice_ko = ISSUE_PHRASES[m.issue]
-        at = _clock(m.start_s)
+        at = clock(m.start_s)
         lines.append(Feedback(f"{advice_en.format(n=noun)} at {at}.",
                               f"{at}에 {advice_ko.format(o=obj)}.", m.part, m.start_s))  # fmt: skip
     lag = timing.offset_ms / 1000.0
