@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     jobs_poll_interval_s: float = Field(default=0.5, gt=0)  # embedded worker's table poll
     jobs_shutdown_grace_s: float = Field(default=10.0, ge=0)  # then running jobs are released
     jobs_embedded_worker: bool = True  # run jobs in the router when REDIS_URL is unset
+    jobs_timeout_s: float = Field(default=600.0, gt=0)  # one attempt, unless its kind says
+    jobs_reconcile_interval_s: float = Field(default=30.0, ge=0)  # re-publish lost jobs; 0: off
+    retention_sweep_interval_s: float = Field(default=3600.0, ge=0)  # by a worker; 0: off
 
     topology: Topology | None = None  # set by load(); tests may pass one directly
 

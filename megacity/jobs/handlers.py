@@ -3,7 +3,10 @@
 A handler is ``async def handler(ctx: JobContext) -> result`` where the result is
 JSON-able. Raising `PermanentJobError` fails the job at once (bad payload); any other
 exception fails the attempt, and the job is retried with backoff until its attempts
-are used up.
+are used up. So does running past the kind's timeout (`register(..., timeout_s=)`, else
+the worker's default `jobs_timeout_s`): the handler's task is cancelled and the attempt
+fails with the code ``timeout``. Blocking work a handler hands to a thread cannot be
+interrupted there: give such a library call its own timeout too.
 """
 
 from __future__ import annotations
@@ -50,20 +53,38 @@ Handler = Callable[[JobContext], Awaitable[Any]]
 class Handlers:
     """kind → handler. Build one at start-up (see `default_handlers`) and pass it to workers."""
 
-    def __init__(self, handlers: dict[str, Handler] | None = None) -> None:
+    def __init__(
+        self,
+        handlers: dict[str, Handler] | None = None,
+        *,
+        timeouts: dict[str, float] | None = None,
+    ) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._timeouts: dict[str, float] = {}
+        timeouts = dict(timeouts or {})
         for kind, handler in (handlers or {}).items():
-            self.register(kind, handler)
+            self.register(kind, handler, timeout_s=timeouts.pop(kind, None))
+        if timeouts:
+            raise ValueError(f"timeouts for job kind(s) without a handler: {sorted(timeouts)}")
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, *, timeout_s: float | None = None) -> None:
+        """Serve `kind` with `handler`; `timeout_s` bounds one attempt (None: the default)."""
         if not KIND.match(kind):
             raise ValueError(f"invalid job kind {kind!r}: use a-z, 0-9 and _ (64 at most)")
         if kind in self._handlers:
             raise ValueError(f"job kind {kind!r} already has a handler")
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"job kind {kind!r}: timeout_s must be positive, not {timeout_s}")
         self._handlers[kind] = handler
+        if timeout_s is not None:
+            self._timeouts[kind] = float(timeout_s)
 
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)
+
+    def timeout(self, kind: str) -> float | None:
+        """The kind's own limit on one attempt, in seconds (None: the worker's default)."""
+        return self._timeouts.get(kind)
 
     @property
     def kinds(self) -> list[str]:
@@ -74,7 +95,8 @@ class Handlers:
         unknown = sorted(set(kinds) - set(self._handlers))
         if unknown:
             raise ValueError(f"no handler for job kind(s): {', '.join(unknown)}")
-        return Handlers({k: self._handlers[k] for k in kinds})
+        timeouts = {k: t for k, t in self._timeouts.items() if k in kinds}
+        return Handlers({k: self._handlers[k] for k in kinds}, timeouts=timeouts)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.kinds)

@@ -1,7 +1,10 @@
 """Run one claimed attempt of a job and record how it ended, for either kind of worker.
 
-The attempt's lease is renewed while the handler runs; if renewal finds the job taken
-over (this worker was presumed dead), the handler is cancelled and nothing is recorded.
+The attempt's lease is renewed while the handler runs (every third of the lease, and
+the Redis message's idle time with it), so a job may run far longer than the lease
+without being taken over; if renewal finds the job taken over anyway (this worker was
+presumed dead), the handler is cancelled and nothing is recorded. An attempt that runs
+past its time limit is cancelled and fails with the code ``timeout``.
 """
 
 from __future__ import annotations
@@ -23,19 +26,26 @@ from megacity.jobs.handlers import Handlers, JobContext, PermanentJobError
 
 log = logging.getLogger("megacity.jobs")
 T = TypeVar("T")
+_CANCEL_GRACE_S = 5.0  # how long a timed-out handler gets to unwind after its cancellation
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Timing of attempts: lease (visibility timeout), backoff base and cap, in seconds."""
+    """Timing of attempts, in seconds: lease (visibility timeout), backoff base and cap, and
+    the default limit on one attempt (a kind may set its own, `Handlers.register`)."""
 
     lease_s: float = 60.0
     backoff_s: float = 2.0
     backoff_max_s: float = 300.0
+    timeout_s: float = 600.0
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1, 2, …): doubling, capped."""
         return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempt - 1)))
+
+
+class HandlerTimeout(Exception):
+    """The attempt ran past its time limit (its handler has been cancelled)."""
 
 
 class Outcome(enum.Enum):
@@ -78,19 +88,20 @@ async def run_job(
     """
     attempt = job.attempts
     handler = handlers.get(job.kind)
+    if handler is None:
+        err = repo.error("unknown_kind", f"no handler for job kind {job.kind!r}")
+        return await _fail(db, job, attempt, err)
 
     async def report(fraction: float) -> None:
         await in_tx(db, repo.set_progress, job.id, attempt, fraction)
 
     ctx = JobContext(job.id, job.kind, job.payload, attempt, job.max_attempts, report)
-    if handler is None:
-        err = repo.error("unknown_kind", f"no handler for job kind {job.kind!r}")
-        return await _fail(db, job, attempt, err)
+    limit_s = handlers.timeout(job.kind) or policy.timeout_s
     work = asyncio.ensure_future(handler(ctx))
     keeper = asyncio.ensure_future(_keep_lease(db, job.id, attempt, policy, work, touch))
     try:
         try:
-            result = await work
+            result = await _within(work, limit_s)
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -104,17 +115,50 @@ async def run_job(
         if await in_tx(db, repo.release, job.id, attempt):
             return Finished(Outcome.RELEASED)
         return Finished(Outcome.SUPERSEDED)
-    except PermanentJobError as exc:
-        return await _fail(db, job, attempt, repo.error(exc.code, str(exc)))
     except Exception as exc:
+        return await _attempt_failed(db, job, attempt, policy, exc)
+    return await _succeeded(db, job, attempt, result)
+
+
+async def _within(work: asyncio.Future[T], limit_s: float) -> T:
+    """`work`'s result, or HandlerTimeout once `limit_s` has passed (and `work` cancelled).
+
+    A handler that ignores its cancellation is left behind after a short grace: the
+    attempt has failed either way, and its lease is no longer renewed.
+    """
+    done, _ = await asyncio.wait({work}, timeout=limit_s)
+    if done:
+        return work.result()  # CancelledError too, when the lease keeper cancelled it
+    work.cancel()
+    _, late = await asyncio.wait({work}, timeout=_CANCEL_GRACE_S)
+    if late:
+        log.error("job handler ignores cancellation; abandoning it", extra={"limit_s": limit_s})
+    raise HandlerTimeout(f"the attempt ran past its {limit_s:g} s timeout")
+
+
+async def _attempt_failed(
+    db: Database, job: Job, attempt: int, policy: Policy, exc: Exception
+) -> Finished:
+    """A failed attempt: for good (permanent, or the last), else retried after a backoff."""
+    if isinstance(exc, PermanentJobError):
+        return await _fail(db, job, attempt, repo.error(exc.code, str(exc)))
+    if isinstance(exc, HandlerTimeout):
+        err = repo.error("timeout", str(exc))
+    else:
         err = repo.error("handler_error", f"{type(exc).__name__}: {exc}")
-        if attempt >= job.max_attempts:
-            return await _fail(db, job, attempt, err)
-        when = utcnow() + timedelta(seconds=policy.backoff(attempt))
-        if await in_tx(db, repo.retry_at, job.id, attempt, err, when):
-            log.info("job attempt failed; retrying", extra={"job": job.id, "attempt": attempt})
-            return Finished(Outcome.RETRY, when, err)
-        return Finished(Outcome.SUPERSEDED)
+    if attempt >= job.max_attempts:
+        return await _fail(db, job, attempt, err)
+    when = utcnow() + timedelta(seconds=policy.backoff(attempt))
+    if await in_tx(db, repo.retry_at, job.id, attempt, err, when):
+        log.info(
+            "job attempt failed; retrying",
+            extra={"job": job.id, "attempt": attempt, "code": err["code"]},
+        )
+        return Finished(Outcome.RETRY, when, err)
+    return Finished(Outcome.SUPERSEDED)
+
+
+async def _succeeded(db: Database, job: Job, attempt: int, result: Any) -> Finished:
     try:
         stored = json.loads(json.dumps(result))
     except (TypeError, ValueError) as exc:

@@ -38,6 +38,7 @@ def policy_from(settings: Settings) -> Policy:
         lease_s=settings.jobs_visibility_timeout_s,
         backoff_s=settings.jobs_backoff_s,
         backoff_max_s=settings.jobs_backoff_max_s,
+        timeout_s=settings.jobs_timeout_s,
     )
 
 
