@@ -61,7 +61,11 @@ def _our_worker(db_url: str, prefix: str) -> None:
     from megacity.jobs.serve import serve
 
     settings = Settings(
-        redis_url=REDIS, database_url=db_url, jobs_key_prefix=prefix, log_level="WARNING"
+        redis_url=REDIS,
+        database_url=db_url,
+        jobs_key_prefix=prefix,
+        log_level="WARNING",
+        retention_sweep_interval_s=0,  # no object store in the benchmark
     )
     db = Database(db_url)
     asyncio.run(serve(settings, db, handlers(), CONCURRENCY))

@@ -175,6 +175,33 @@ def claim_next(
         # A dead worker's last attempt: now failed; look for another.
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A job that should be in a queue: queued and due, or running on a lease that ran out."""
+
+    id: str
+    kind: str
+    priority: Priority
+    available_at: datetime
+
+
+def waiting_since(
+    session: Session, before: datetime, *, after: Waiting | None = None, limit: int = 500
+) -> list[Waiting]:
+    """Jobs waiting since before `before`, oldest first, from just past `after` (paging)."""
+    query = select(Job.id, Job.kind, Job.priority, Job.available_at).where(
+        Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+        Job.available_at <= before,
+    )
+    if after is not None:
+        query = query.where(
+            (Job.available_at > after.available_at)
+            | ((Job.available_at == after.available_at) & (Job.id > after.id))
+        )
+    query = query.order_by(Job.available_at, Job.id).limit(limit)
+    return [Waiting(i, k, Priority(p), at) for i, k, p, at in session.execute(query)]
+
+
 def _start(session: Session, job: Job, now: datetime, lease_s: float) -> Claim:
     if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
         job.status = JobStatus.FAILED.value

@@ -8,6 +8,13 @@ the scripts below may touch several of them atomically.
 * ``{prefix}:delayed`` — sorted set of jobs waiting out a backoff (score: due time in
   ms); member = job id (32 hex characters) followed by its stream key.
 * ``{prefix}:dead`` — the dead-letter stream: ``{"job", "kind", "code", "message"}``.
+* ``{prefix}:live`` — sorted set of the jobs that have a message, in a stream or the
+  delayed set (score: when it was published, ms). Publishing adds the job in the same
+  script as its XADD, and only the acknowledgements that end a job (done, dead-lettered)
+  remove it, so a job the table says is waiting but that is not here has lost its
+  message (the XADD after the commit failed): the reconciler publishes it again.
+* ``{prefix}:lock:<name>`` — "someone did <name> recently" (SET NX PX): periodic chores
+  run on one worker per interval.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ class Keys:
         self._base = "{" + prefix + "}"
         self.delayed = f"{self._base}:delayed"
         self.dead = f"{self._base}:dead"
+        self.live = f"{self._base}:live"
 
     def stream(self, priority: Priority, kind: str) -> str:
         return f"{self._base}:stream:{priority.label}:{kind}"
@@ -36,10 +44,31 @@ class Keys:
     def streams(self, priority: Priority, kinds: list[str]) -> list[str]:
         return [self.stream(priority, kind) for kind in kinds]
 
+    def lock(self, name: str) -> str:
+        return f"{self._base}:lock:{name}"
+
     def pattern(self) -> str:
         """A SCAN pattern matching every key under this prefix (for clean-up)."""
         return self._base.replace("[", "\\[").replace("]", "\\]") + ":*"
 
+
+# KEYS[1] live set, KEYS[2..] streams; ARGV[1] now (ms), ARGV[2] maxlen, ARGV[3..] job ids,
+# one per stream. Publishes each job and marks it live, atomically, in one round trip.
+PUBLISH = """
+for i = 2, #KEYS do
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[2], '*', 'job', ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i + 1])
+end
+return #KEYS - 1
+"""
+
+# KEYS[1] stream, KEYS[2] live set; ARGV[1] group, ARGV[2] job id, ARGV[3..] entry ids
+# The job is finished (or gone): acknowledge its messages, and it is live no more.
+FINISH = """
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
 
 # KEYS[1] stream, KEYS[2] delayed set; ARGV[1] entry id, ARGV[2] due (ms), ARGV[3] member,
 # ARGV[4] group
@@ -56,10 +85,11 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'job', ARGV[2])
 return 1
 """
 
-# KEYS[1] stream, KEYS[2] dead stream; ARGV[1] entry id, ARGV[2] group, ARGV[3] maxlen,
-# ARGV[4..] the dead-letter entry's field/value pairs
+# KEYS[1] stream, KEYS[2] dead stream, KEYS[3] live set; ARGV[1] entry id, ARGV[2] group,
+# ARGV[3] maxlen, ARGV[4..] the dead-letter entry's field/value pairs (the job id second)
 DEAD_LETTER = """
 redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[5])
 local entry = {}
 for i = 4, #ARGV do entry[#entry + 1] = ARGV[i] end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(entry))

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from megacity.db.jobs import Priority
+from megacity.db.models import utcnow
 from megacity.jobs import keys as k
 from megacity.jobs.keys import Keys
 
@@ -37,6 +38,8 @@ class RedisQueue:
         self.redis = redis
         self.keys = keys
         self.consumer = consumer
+        self._publish = redis.register_script(k.PUBLISH)
+        self._finish = redis.register_script(k.FINISH)
         self._retry_later = redis.register_script(k.RETRY_LATER)
         self._requeue = redis.register_script(k.REQUEUE)
         self._dead_letter = redis.register_script(k.DEAD_LETTER)
@@ -52,13 +55,25 @@ class RedisQueue:
                     if "BUSYGROUP" not in str(exc):
                         raise
 
-    async def publish(self, job_id: str, kind: str, priority: Priority) -> str:
-        """Queue job `job_id` (its row must already be committed); the entry id."""
-        stream = self.keys.stream(priority, kind)
-        entry: Any = await self.redis.xadd(
-            stream, {"job": job_id}, maxlen=k.STREAM_MAXLEN, approximate=True
-        )
-        return str(entry)
+    async def publish(self, job_id: str, kind: str, priority: Priority) -> None:
+        """Queue job `job_id` (its row must already be committed) and mark it live."""
+        await self.publish_many([(job_id, kind, priority)])
+
+    async def publish_many(self, jobs: list[tuple[str, str, Priority]]) -> int:
+        """Queue several committed jobs (id, kind, priority) in one round trip; how many."""
+        if not jobs:
+            return 0
+        streams = [self.keys.stream(priority, kind) for _, kind, priority in jobs]
+        args: list[str | int] = [_ms(utcnow()), k.STREAM_MAXLEN, *(job for job, _, _ in jobs)]
+        done: Any = await self._publish(keys=[self.keys.live, *streams], args=args)
+        return int(done)
+
+    async def live(self, job_ids: list[str]) -> list[bool]:
+        """Whether each job has a message (in a stream or the delayed set)."""
+        if not job_ids:
+            return []
+        scores: Any = await self.redis.zmscore(self.keys.live, job_ids)
+        return [score is not None for score in scores]
 
     async def read(self, kinds: list[str], count: int, block_ms: int) -> list[Delivery]:
         """New messages, highest priority first; blocks up to `block_ms` when all are empty."""
@@ -97,11 +112,12 @@ class RedisQueue:
             await self.redis.xclaim(stream, k.GROUP, self.consumer, 0, ids, justid=True)
 
     async def ack(self, d: Delivery) -> None:
-        await self.redis.xack(d.stream, k.GROUP, d.entry_id)
+        """Acknowledge: the job is finished (or gone), it needs no message any more."""
+        await self._finish(keys=[d.stream, self.keys.live], args=[k.GROUP, d.job_id, d.entry_id])
 
     async def retry_later(self, d: Delivery, due: datetime) -> None:
         """Acknowledge, and queue the job again once `due` has passed (the delayed set)."""
-        due_ms = int(due.timestamp() * 1000)
+        due_ms = _ms(due)
         member = d.job_id + d.stream
         await self._retry_later(
             keys=[d.stream, self.keys.delayed], args=[d.entry_id, due_ms, member, k.GROUP]
@@ -118,12 +134,11 @@ class RedisQueue:
         fields = ["job", d.job_id, "kind", kind]
         fields += ["code", error.get("code", ""), "message", error.get("message", "")]
         args: list[str | int] = [d.entry_id, k.GROUP, k.STREAM_MAXLEN, *fields]
-        await self._dead_letter(keys=[d.stream, self.keys.dead], args=args)
+        await self._dead_letter(keys=[d.stream, self.keys.dead, self.keys.live], args=args)
 
     async def move_due(self, now: datetime, batch: int = 100) -> int:
         """Move jobs whose backoff is over from the delayed set into their streams."""
-        now_ms = int(now.timestamp() * 1000)
-        args = [now_ms, batch, k.JOB_ID_LENGTH, k.STREAM_MAXLEN]
+        args = [_ms(now), batch, k.JOB_ID_LENGTH, k.STREAM_MAXLEN]
         moved: Any = await self._move_due(keys=[self.keys.delayed], args=args)
         return int(moved)
 
@@ -131,6 +146,10 @@ class RedisQueue:
         """The newest dead-letter entries, oldest first (for operators and tests)."""
         entries: Any = await self.redis.xrange(self.keys.dead, count=count)
         return [dict(fields) for _, fields in entries]
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
 
 
 def _deliveries(reply: list[Any]) -> list[Delivery]:

@@ -3,26 +3,37 @@
 With a Redis URL, a submitted job is committed to the jobs table and then published to
 its stream for `megacity worker` processes; without one, the in-process
 `EmbeddedWorker` runs it from the table.
+
+A publish that fails after the commit does not fail the submission: the job is durable
+and accepted, and the reconciler (chores.py, on the workers) publishes it again within
+`jobs_reconcile_interval_s` or so. Failing the request instead would tell the client
+"not accepted" about a job that may well run, and its retry (same idempotency key) would
+find it anyway.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from megacity.config.settings import Settings
 from megacity.db import Database
 from megacity.db import jobs as repo
 from megacity.db.jobs import JobStatus, Priority
 from megacity.db.models import Job
+from megacity.jobs.chores import Chores, build_chores
 from megacity.jobs.embedded import EmbeddedWorker
 from megacity.jobs.handlers import KIND, Handlers
 from megacity.jobs.keys import Keys
 from megacity.jobs.queue import RedisQueue
 from megacity.jobs.runner import Policy, in_tx
+
+if TYPE_CHECKING:
+    from megacity.storage.base import ObjectStore
 
 log = logging.getLogger("megacity.jobs")
 
@@ -43,8 +54,18 @@ def policy_from(settings: Settings) -> Policy:
 
 
 def redis_client(url: str) -> Redis:
-    """An asyncio Redis client answering str (the queue's keys and fields are text)."""
-    return Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    """An asyncio Redis client answering str (the queue's keys and fields are text).
+
+    Bounded waits: a Redis that stops answering fails a call instead of hanging it (the
+    workers' blocking reads wait at most a second, well inside the socket timeout).
+    """
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        socket_timeout=15,
+    )
 
 
 class JobService:
@@ -58,22 +79,38 @@ class JobService:
         keys: Keys | None = None,
         max_attempts: int = 3,
         embedded: EmbeddedWorker | None = None,
+        chores: Chores | None = None,
     ) -> None:
         self.db = db
         self.redis = redis
         self.queue = RedisQueue(redis, keys or Keys()) if redis is not None else None
         self.max_attempts = max_attempts
         self.embedded = embedded
+        self.chores = chores
 
     @classmethod
-    def from_settings(cls, settings: Settings, db: Database, handlers: Handlers) -> JobService:
-        """Redis Streams when `redis_url` is set, else the embedded worker (if enabled)."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        db: Database,
+        handlers: Handlers,
+        *,
+        store: ObjectStore | None = None,
+    ) -> JobService:
+        """Redis Streams when `redis_url` is set, else the embedded worker (if enabled).
+
+        With `store`, the service also runs the retention sweep every
+        `retention_sweep_interval_s` (one process at a time); with Redis, the reconciler.
+        """
         if settings.redis_url:
+            redis = redis_client(settings.redis_url)
+            keys = Keys(settings.jobs_key_prefix)
             return cls(
                 db,
-                redis=redis_client(settings.redis_url),
-                keys=Keys(settings.jobs_key_prefix),
+                redis=redis,
+                keys=keys,
                 max_attempts=settings.jobs_max_attempts,
+                chores=build_chores(settings, db, redis=redis, keys=keys, store=store),
             )
         embedded = None
         if settings.jobs_embedded_worker:
@@ -85,13 +122,18 @@ class JobService:
                 poll_s=settings.jobs_poll_interval_s,
                 grace_s=settings.jobs_shutdown_grace_s,
             )
-        return cls(db, embedded=embedded, max_attempts=settings.jobs_max_attempts)
+        chores = build_chores(settings, db, store=store) if embedded is not None else None
+        return cls(db, embedded=embedded, max_attempts=settings.jobs_max_attempts, chores=chores)
 
     async def start(self) -> None:
         if self.embedded is not None:
             await self.embedded.start()
+        if self.chores is not None:
+            self.chores.start()
 
     async def stop(self) -> None:
+        if self.chores is not None:
+            await self.chores.stop()
         if self.embedded is not None:
             await self.embedded.close()
         if self.redis is not None:
@@ -123,10 +165,20 @@ class JobService:
         )
         if created:
             if self.queue is not None:
-                await self.queue.publish(job.id, job.kind, Priority(job.priority))
+                await self._publish(job)
             elif self.embedded is not None:
                 self.embedded.wake()
         return job, created
+
+    async def _publish(self, job: Job) -> None:
+        assert self.queue is not None
+        try:
+            await self.queue.publish(job.id, job.kind, Priority(job.priority))
+        except (RedisError, OSError) as exc:  # the row is committed: the reconciler has it
+            log.warning(
+                "job stored but not published; the reconciler will publish it",
+                extra={"job": job.id, "kind": job.kind, "error": str(exc)},
+            )
 
     async def get(self, job_id: str, owner_id: str = "") -> Job | None:
         """The job, if it exists and belongs to `owner_id` (else None: ids do not leak)."""

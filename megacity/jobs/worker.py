@@ -83,6 +83,9 @@ class Worker:
                     pause = 0.1
                 except (RedisError, OSError) as exc:
                     log.warning("queue unavailable; retrying", extra={"error": str(exc)})
+                    if "NOGROUP" in str(exc):  # Redis lost its data (restart): start afresh
+                        with contextlib.suppress(RedisError, OSError):
+                            await self.queue.ensure_groups(self.kinds)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), pause)
                     pause = min(_ERROR_PAUSE_MAX_S, pause * 2)

@@ -199,6 +199,23 @@ def orphans(db: Database, store: ObjectStore, *, chunk: int = 500) -> list[str]:
     return found
 
 
+def log_report(report: SweepReport) -> None:
+    """Log what a sweep deleted (objects and bytes, in all and per kind) and what it kept."""
+    log.info(
+        "retention sweep",
+        extra={
+            "deleted": report.count,
+            "bytes": report.bytes,
+            "kinds": {k: {"count": t.count, "bytes": t.bytes} for k, t in report.kinds.items()},
+            "missing": len(report.missing),
+            "referenced": len(report.referenced),
+            "failed": len(report.failed),
+        },
+    )
+    for key, reason in list(report.failed.items())[:20]:
+        log.warning("retention: an object was not deleted", extra={"key": key, "error": reason})
+
+
 async def sweep_periodically(
     db: Database,
     store: ObjectStore,
@@ -207,22 +224,20 @@ async def sweep_periodically(
     interval_s: float,
     stop: asyncio.Event,
     on_report: Callable[[SweepReport], Any] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> None:
-    """Sweep every `interval_s` seconds (in a thread) until `stop` is set; errors are logged."""
+    """Sweep every `interval_s` seconds (in a thread) until `stop` is set; errors are logged.
+
+    A job worker runs the sweep as one of its chores instead (jobs/chores.py): one worker
+    at a time, every `retention_sweep_interval_s`.
+    """
     while not stop.is_set():
         try:
-            report = await asyncio.to_thread(sweep, db, store, policy)
+            report = await asyncio.to_thread(sweep, db, store, policy, now=clock())
         except (SQLAlchemyError, MegaCityError, OSError):
             log.exception("retention sweep failed")
         else:
-            log.info(
-                "retention sweep",
-                extra={
-                    "deleted": report.count,
-                    "bytes": report.bytes,
-                    "failed": len(report.failed),
-                },
-            )
+            log_report(report)
             if on_report is not None:
                 on_report(report)
         with contextlib.suppress(TimeoutError):

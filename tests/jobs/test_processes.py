@@ -35,6 +35,7 @@ def _workers(n: int, db: Database, space: RedisSpace, concurrency: int) -> list[
         "MEGACITY_JOBS_BACKOFF_S": "0.05",
         "MEGACITY_DB_AUTO_UPGRADE": "false",
         "MEGACITY_LOG_LEVEL": "WARNING",
+        "MEGACITY_RETENTION_SWEEP_INTERVAL_S": "0",  # no object store here
     }
     args = ["--handlers", "tests.jobs.handlers:build", "--kinds", "record"]
     args += ["--concurrency", str(concurrency)]

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from megacity.db import Database, StoredObject
 from megacity.db.objects import record_object
 from megacity.db.references import create_reference
 from megacity.errors import ServiceUnavailable
+from megacity.jobs import JobService, default_handlers
+from megacity.jobs.chores import build_chores
 from megacity.storage import Kind, LocalObjectStore, ObjectInfo
 from megacity.storage.retention import SweepReport, sweep, sweep_periodically
 from tests.db import conftest as _db_fixtures
@@ -68,6 +71,7 @@ def test_the_default_policy_covers_every_kind() -> None:
         "attachment": None,
         "profile": None,
         "model": None,
+        "generated": 90,
     }
     assert POLICY.rule("unknown") is None
 
@@ -289,6 +293,36 @@ def test_sweep_periodically_until_stopped(db: Database, store: LocalObjectStore)
 
     asyncio.run(run())
     assert [r.count for r in reports] == [1, 0]
+
+
+def test_the_workers_periodic_sweep_runs_on_its_clock(
+    db: Database, store: LocalObjectStore
+) -> None:
+    due = _put(db, store, "kzone/audio/u1/due.wav", Kind.AUDIO, age=31 * DAY)  # audio: 30 days
+    young = _put(db, store, "kzone/audio/u1/young.wav", Kind.AUDIO, age=29 * DAY)
+    settings = Settings(retention_sweep_interval_s=0.05)
+    assert JobService.from_settings(settings, db, default_handlers(), store=store).chores
+    runs: list[datetime] = []
+
+    def clock() -> datetime:  # NOW, whatever the real date: the sweep goes by this clock
+        runs.append(NOW)
+        return NOW
+
+    async def run() -> None:
+        chores = build_chores(settings, db, store=store, clock=clock)
+        assert chores.names == ["retention"]
+        chores.start()
+        try:
+            deadline = time.monotonic() + 15
+            while store.exists(due.key) or len(runs) < 3:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        finally:
+            await chores.stop()
+
+    asyncio.run(run())
+    assert not store.exists(due.key) and store.exists(young.key)
+    assert list(_rows(db)) == [young.key]
 
 
 def test_now_must_be_aware(db: Database, store: LocalObjectStore) -> None:
