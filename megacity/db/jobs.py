@@ -4,6 +4,11 @@ The row is the source of truth; a queue (Redis Streams, or this table itself in 
 embedded mode) only says "look at job X". Every write a worker makes is conditional on
 `status = 'running' AND attempts = <its attempt>`, so a worker whose job was taken over
 (its lease ran out) can never record anything: one result per job, whoever ran it.
+
+The functions a job's life goes through (create, claim, lease, record) are single
+conditional statements that take a Session or a Connection alike: each is correct as a
+transaction of its own, so the queue runs them in autocommit on PostgreSQL — one round
+trip and one commit per state change, no row lock held across round trips.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from megacity.db.models import Job, utcnow
+
+Executor = Session | Connection
+JOBS = cast(Table, Job.__table__)
+_CLAIM_TRIES = 3  # a row that changes between our two statements: look again, this often
 
 
 class JobStatus(enum.StrEnum):
@@ -74,7 +83,7 @@ def new_job_id() -> str:
 
 
 def create_job(
-    session: Session,
+    executor: Executor,
     *,
     kind: str,
     payload: Any,
@@ -84,42 +93,59 @@ def create_job(
     max_attempts: int = 3,
     now: datetime | None = None,
 ) -> tuple[Job, bool]:
-    """A new queued job, or the owner's existing one with this idempotency key; (job, created)."""
-    if idempotency_key is not None:
-        existing = find_by_key(session, owner_id, idempotency_key)
-        if existing is not None:
-            return existing, False
+    """A new queued job, or the owner's existing one with this idempotency key; (job, created).
+
+    One INSERT; with a key, ON CONFLICT DO NOTHING (a concurrent twin waits for the first
+    to commit, then finds nothing to insert and reads the first's row).
+    """
     now = now or utcnow()
-    job = Job(
-        id=new_job_id(),
-        kind=kind,
-        priority=int(priority),
-        status=JobStatus.QUEUED.value,
-        owner_id=owner_id,
-        idempotency_key=idempotency_key,
-        payload=payload,
-        progress=0.0,
-        attempts=0,
-        max_attempts=max_attempts,
-        created_at=now,
-        available_at=now,
+    values: dict[str, Any] = {
+        "id": new_job_id(),
+        "kind": kind,
+        "priority": int(priority),
+        "status": JobStatus.QUEUED.value,
+        "owner_id": owner_id,
+        "idempotency_key": idempotency_key,
+        "payload": payload,
+        "result": None,
+        "error": None,
+        "progress": 0.0,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "available_at": now,
+    }
+    if idempotency_key is None:
+        executor.execute(JOBS.insert().values(values))
+        return Job(**values), True
+    bind = executor if isinstance(executor, Connection) else executor.get_bind()
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    added = executor.execute(
+        dialect.insert(JOBS)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["owner_id", "idempotency_key"])
+        .returning(JOBS.c.id)
+    ).first()
+    if added is not None:
+        return Job(**values), True
+    existing = find_by_key(executor, owner_id, idempotency_key)
+    if existing is None:  # the conflicting row vanished: jobs are never deleted, so a bug
+        raise RuntimeError(f"idempotency key {idempotency_key!r} conflicts with no row")
+    return existing, False
+
+
+def find_by_key(executor: Executor, owner_id: str, idempotency_key: str) -> Job | None:
+    return _one(
+        executor, and_(JOBS.c.owner_id == owner_id, JOBS.c.idempotency_key == idempotency_key)
     )
-    try:
-        with session.begin_nested():  # a concurrent twin may win the unique constraint
-            session.add(job)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        existing = find_by_key(session, owner_id, idempotency_key)
-        if existing is None:
-            raise
-        return existing, False
-    return job, True
 
 
-def find_by_key(session: Session, owner_id: str, idempotency_key: str) -> Job | None:
-    query = select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == idempotency_key)
-    return session.scalars(query).first()
+def _one(executor: Executor, where: Any) -> Job | None:
+    """The row matching `where`, read afresh, as a detached Job."""
+    row = executor.execute(select(*JOBS.c).where(where)).first()
+    return Job(**row._mapping) if row is not None else None
 
 
 def get_job(session: Session, job_id: str) -> Job | None:
@@ -138,16 +164,67 @@ def cancel_job(session: Session, job_id: str, *, now: datetime | None = None) ->
 
 
 def claim_job(
-    session: Session, job_id: str, *, lease_s: float, now: datetime | None = None
+    executor: Executor, job_id: str, *, lease_s: float, now: datetime | None = None
 ) -> Claimed:
-    """Start the next attempt of `job_id` if it is due (the Redis worker's check per message)."""
+    """Start the next attempt of `job_id` if it is due (the Redis worker's check per message).
+
+    The common case is one conditional UPDATE ... RETURNING; only when it matches nothing
+    is the row read to say why (and a dead worker's last attempt failed, conditionally).
+    """
     now = now or utcnow()
-    job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
-    if job is None or job.status in TERMINAL:
-        return Claimed(Claim.DONE, job)
-    if job.available_at > now:
-        return Claimed(Claim.NOT_DUE if job.status == JobStatus.QUEUED else Claim.BUSY, job)
-    return Claimed(_start(session, job, now, lease_s), job)
+    job: Job | None = None
+    for _ in range(_CLAIM_TRIES):
+        row = executor.execute(
+            update(JOBS)
+            .where(
+                JOBS.c.id == job_id,
+                JOBS.c.available_at <= now,
+                or_(
+                    JOBS.c.status == JobStatus.QUEUED.value,
+                    and_(
+                        JOBS.c.status == JobStatus.RUNNING.value,
+                        JOBS.c.attempts < JOBS.c.max_attempts,
+                    ),
+                ),
+            )
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempts=JOBS.c.attempts + 1,
+                started_at=now,
+                available_at=now + timedelta(seconds=lease_s),
+            )
+            .returning(*JOBS.c)
+        ).first()
+        if row is not None:
+            return Claimed(Claim.CLAIMED, Job(**row._mapping))
+        job = _one(executor, JOBS.c.id == job_id)
+        if job is None or job.status in TERMINAL:
+            return Claimed(Claim.DONE, job)
+        if job.available_at > now:
+            return Claimed(Claim.NOT_DUE if job.status == JobStatus.QUEUED else Claim.BUSY, job)
+        if job.status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
+            failed = _worker_lost(executor, job, now)
+            if failed is not None:
+                return Claimed(Claim.EXHAUSTED, failed)
+        # The row changed between the two statements (became due, or was taken): again.
+    return Claimed(Claim.BUSY, job)
+
+
+def _worker_lost(executor: Executor, job: Job, now: datetime) -> Job | None:
+    """Fail a job whose last attempt's lease ran out; None if the row changed meanwhile."""
+    err = error("worker_lost", f"the worker of attempt {job.attempts} stopped answering")
+    row = executor.execute(
+        update(JOBS)
+        .where(
+            JOBS.c.id == job.id,
+            JOBS.c.status == JobStatus.RUNNING.value,
+            JOBS.c.attempts == job.attempts,
+            JOBS.c.available_at <= now,
+        )
+        .values(status=JobStatus.FAILED.value, error=err, finished_at=now)
+        .returning(*JOBS.c)
+    ).first()
+    return Job(**row._mapping) if row is not None else None
 
 
 def claim_next(
@@ -186,7 +263,7 @@ class Waiting:
 
 
 def waiting_since(
-    session: Session, before: datetime, *, after: Waiting | None = None, limit: int = 500
+    executor: Executor, before: datetime, *, after: Waiting | None = None, limit: int = 500
 ) -> list[Waiting]:
     """Jobs waiting since before `before`, oldest first, from just past `after` (paging)."""
     query = select(Job.id, Job.kind, Job.priority, Job.available_at).where(
@@ -199,7 +276,7 @@ def waiting_since(
             | ((Job.available_at == after.available_at) & (Job.id > after.id))
         )
     query = query.order_by(Job.available_at, Job.id).limit(limit)
-    return [Waiting(i, k, Priority(p), at) for i, k, p, at in session.execute(query)]
+    return [Waiting(i, k, Priority(p), at) for i, k, p, at in executor.execute(query)]
 
 
 def _start(session: Session, job: Job, now: datetime, lease_s: float) -> Claim:
@@ -217,21 +294,21 @@ def _start(session: Session, job: Job, now: datetime, lease_s: float) -> Claim:
     return Claim.CLAIMED
 
 
-def extend_lease(session: Session, job_id: str, attempt: int, until: datetime) -> bool:
+def extend_lease(executor: Executor, job_id: str, attempt: int, until: datetime) -> bool:
     """Keep a running attempt's lease alive; False if the job is no longer ours."""
-    return _running(session, job_id, attempt, available_at=until)
+    return _running(executor, job_id, attempt, available_at=until)
 
 
-def set_progress(session: Session, job_id: str, attempt: int, progress: float) -> bool:
-    return _running(session, job_id, attempt, progress=min(1.0, max(0.0, progress)))
+def set_progress(executor: Executor, job_id: str, attempt: int, progress: float) -> bool:
+    return _running(executor, job_id, attempt, progress=min(1.0, max(0.0, progress)))
 
 
 def succeed(
-    session: Session, job_id: str, attempt: int, result: Any, *, now: datetime | None = None
+    executor: Executor, job_id: str, attempt: int, result: Any, *, now: datetime | None = None
 ) -> bool:
     """Record the result of `attempt`; False (nothing written) if the job is no longer ours."""
     return _running(
-        session,
+        executor,
         job_id,
         attempt,
         status=JobStatus.SUCCEEDED.value,
@@ -243,11 +320,16 @@ def succeed(
 
 
 def fail(
-    session: Session, job_id: str, attempt: int, err: dict[str, str], *, now: datetime | None = None
+    executor: Executor,
+    job_id: str,
+    attempt: int,
+    err: dict[str, str],
+    *,
+    now: datetime | None = None,
 ) -> bool:
     """The job failed for good (attempts used up, or a permanent error)."""
     return _running(
-        session,
+        executor,
         job_id,
         attempt,
         status=JobStatus.FAILED.value,
@@ -257,18 +339,18 @@ def fail(
 
 
 def retry_at(
-    session: Session, job_id: str, attempt: int, err: dict[str, str], when: datetime
+    executor: Executor, job_id: str, attempt: int, err: dict[str, str], when: datetime
 ) -> bool:
     """Back to the queue after a failed attempt, due again at `when` (the backoff)."""
     return _running(
-        session, job_id, attempt, status=JobStatus.QUEUED.value, error=err, available_at=when
+        executor, job_id, attempt, status=JobStatus.QUEUED.value, error=err, available_at=when
     )
 
 
-def release(session: Session, job_id: str, attempt: int, *, now: datetime | None = None) -> bool:
+def release(executor: Executor, job_id: str, attempt: int, *, now: datetime | None = None) -> bool:
     """Back to the queue at once, the attempt not counted (a worker shutting down)."""
     return _running(
-        session,
+        executor,
         job_id,
         attempt,
         status=JobStatus.QUEUED.value,
@@ -277,12 +359,15 @@ def release(session: Session, job_id: str, attempt: int, *, now: datetime | None
     )
 
 
-def _running(session: Session, job_id: str, attempt: int, **values: Any) -> bool:
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value, Job.attempts == attempt)
+def _running(executor: Executor, job_id: str, attempt: int, **values: Any) -> bool:
+    done = executor.execute(
+        update(JOBS)
+        .where(
+            JOBS.c.id == job_id,
+            JOBS.c.status == JobStatus.RUNNING.value,
+            JOBS.c.attempts == attempt,
+        )
         .values(**values)
-        .execution_options(synchronize_session=False)
     )
     return bool(getattr(done, "rowcount", 0) == 1)
 

@@ -18,7 +18,7 @@ from megacity.db import Database
 from megacity.db import jobs as repo
 from megacity.db.models import utcnow
 from megacity.jobs.queue import RedisQueue
-from megacity.jobs.runner import in_tx
+from megacity.jobs.runner import in_autocommit
 
 log = logging.getLogger("megacity.jobs")
 
@@ -34,7 +34,7 @@ async def reconcile(
     after: repo.Waiting | None = None
     seen = republished = 0
     while seen < MAX_ROWS:
-        waiting = await in_tx(db, repo.waiting_since, before, after=after, limit=PAGE)
+        waiting = await in_autocommit(db, repo.waiting_since, before, after=after, limit=PAGE)
         if not waiting:
             break
         seen += len(waiting)

@@ -73,6 +73,24 @@ async def in_tx(db: Database, fn: Callable[..., T], *args: Any, **kwargs: Any) -
     return await asyncio.to_thread(work)
 
 
+async def in_autocommit(db: Database, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn(connection, *args, **kwargs)` on a worker thread, each statement committed alone.
+
+    For the job's state changes (db/jobs.py), each one conditional statement: on
+    PostgreSQL in autocommit, which saves the BEGIN and COMMIT round trips; SQLite runs
+    them in a transaction (its writes serialise on the file anyway).
+    """
+
+    def work() -> T:
+        if db.dialect != "postgresql":
+            with db.engine.begin() as conn:
+                return fn(conn, *args, **kwargs)
+        with db.engine.connect() as conn:
+            return fn(conn.execution_options(isolation_level="AUTOCOMMIT"), *args, **kwargs)
+
+    return await asyncio.to_thread(work)
+
+
 async def run_job(
     db: Database,
     handlers: Handlers,
@@ -93,7 +111,7 @@ async def run_job(
         return await _fail(db, job, attempt, err)
 
     async def report(fraction: float) -> None:
-        await in_tx(db, repo.set_progress, job.id, attempt, fraction)
+        await in_autocommit(db, repo.set_progress, job.id, attempt, fraction)
 
     ctx = JobContext(job.id, job.kind, job.payload, attempt, job.max_attempts, report)
     limit_s = handlers.timeout(job.kind) or policy.timeout_s
@@ -112,7 +130,7 @@ async def run_job(
             return Finished(Outcome.SUPERSEDED)
         if not work.done():
             work.cancel()
-        if await in_tx(db, repo.release, job.id, attempt):
+        if await in_autocommit(db, repo.release, job.id, attempt):
             return Finished(Outcome.RELEASED)
         return Finished(Outcome.SUPERSEDED)
     except Exception as exc:
@@ -149,7 +167,7 @@ async def _attempt_failed(
     if attempt >= job.max_attempts:
         return await _fail(db, job, attempt, err)
     when = utcnow() + timedelta(seconds=policy.backoff(attempt))
-    if await in_tx(db, repo.retry_at, job.id, attempt, err, when):
+    if await in_autocommit(db, repo.retry_at, job.id, attempt, err, when):
         log.info(
             "job attempt failed; retrying",
             extra={"job": job.id, "attempt": attempt, "code": err["code"]},
@@ -163,13 +181,13 @@ async def _succeeded(db: Database, job: Job, attempt: int, result: Any) -> Finis
         stored = json.loads(json.dumps(result))
     except (TypeError, ValueError) as exc:
         return await _fail(db, job, attempt, repo.error("bad_result", f"result is not JSON: {exc}"))
-    if await in_tx(db, repo.succeed, job.id, attempt, stored):
+    if await in_autocommit(db, repo.succeed, job.id, attempt, stored):
         return Finished(Outcome.SUCCEEDED)
     return Finished(Outcome.SUPERSEDED)
 
 
 async def _fail(db: Database, job: Job, attempt: int, err: dict[str, str]) -> Finished:
-    if await in_tx(db, repo.fail, job.id, attempt, err):
+    if await in_autocommit(db, repo.fail, job.id, attempt, err):
         log.warning("job failed", extra={"job": job.id, "kind": job.kind, "code": err["code"]})
         return Finished(Outcome.FAILED, error=err)
     return Finished(Outcome.SUPERSEDED)
@@ -189,7 +207,7 @@ async def _keep_lease(
         await asyncio.sleep(every)
         until = utcnow() + timedelta(seconds=policy.lease_s)
         try:
-            ours = await in_tx(db, repo.extend_lease, job_id, attempt, until)
+            ours = await in_autocommit(db, repo.extend_lease, job_id, attempt, until)
             if ours and touch is not None:
                 await touch()
         except Exception:  # a blip: the lease has two more renewals before it runs out

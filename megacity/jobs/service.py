@@ -30,7 +30,7 @@ from megacity.jobs.embedded import EmbeddedWorker
 from megacity.jobs.handlers import KIND, Handlers
 from megacity.jobs.keys import Keys
 from megacity.jobs.queue import RedisQueue
-from megacity.jobs.runner import Policy, in_tx
+from megacity.jobs.runner import Policy, in_autocommit, in_tx
 
 if TYPE_CHECKING:
     from megacity.storage.base import ObjectStore
@@ -153,7 +153,7 @@ class JobService:
         job instead. Returns (job, created)."""
         if not KIND.match(kind):
             raise ValueError(f"invalid job kind {kind!r}")
-        job, created = await in_tx(
+        job, created = await in_autocommit(
             self.db,
             repo.create_job,
             kind=kind,

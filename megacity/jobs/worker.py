@@ -25,7 +25,7 @@ from megacity.db.models import utcnow
 from megacity.jobs.handlers import Handlers
 from megacity.jobs.keys import Keys
 from megacity.jobs.queue import Delivery, RedisQueue
-from megacity.jobs.runner import Outcome, Policy, in_tx, run_job
+from megacity.jobs.runner import Outcome, Policy, in_autocommit, run_job
 
 log = logging.getLogger("megacity.jobs")
 _ERROR_PAUSE_MAX_S = 5.0
@@ -139,7 +139,9 @@ class Worker:
             log.error("job handling failed", exc_info=task.exception())
 
     async def _handle(self, d: Delivery) -> None:
-        claimed = await in_tx(self.db, repo.claim_job, d.job_id, lease_s=self.policy.lease_s)
+        claimed = await in_autocommit(
+            self.db, repo.claim_job, d.job_id, lease_s=self.policy.lease_s
+        )
         job = claimed.job
         if claimed.claim is Claim.DONE:
             await self.queue.ack(d)
