@@ -156,3 +156,18 @@ def test_verify_file_reads_wav_png_and_refuses_junk(
     junk.write_text("hello")
     with pytest.raises(ValueError, match="neither an image nor audio"):
         verify_file(junk)
+
+
+def test_dense_full_scale_audio_is_marked_stronger_until_it_reads_back() -> None:
+    # Clipped white noise at full scale (what a random-weight TTS model says): at the
+    # default strength the mark would read back at z ≈ 8, and clipping would cut it off.
+    rate = 16_000
+    rng = np.random.default_rng(5)
+    noise = np.clip(rng.normal(0, 1.2, rate * 5), -1, 1).astype(np.float32)
+    marked = watermark_audio(noise, rate)
+    check = verify_audio(_wav_round_trip(marked).astype(np.float32), rate)
+    assert check.present and check.score >= 12, check
+    assert np.abs(marked).max() <= 1.0
+    assert 19.5 <= mark_snr_db(noise * 0.95 / np.abs(noise).max(), marked) < 32
+    plain = watermark_audio(noise, rate, min_z=None)  # one pass at the default strength
+    assert verify_audio(plain, rate).score < check.score
