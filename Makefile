@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 CONFIG ?= examples/topology.yaml
+# The generation engines need torch; this version is a CPU wheel on the build machines
+# (any other request would pull the CUDA build). On a GPU machine: make TORCH_VERSION=...
+TORCH_VERSION ?= 2.13.0
 # Where in-process engines find model files given by name (pose_landmarker_full.task …);
 # the build machines keep them in ../shared/models.
 MEGACITY_MODELS_DIR ?= $(abspath $(wildcard ../shared/models))
@@ -15,13 +18,14 @@ export MEGACITY_MODELS_DIR
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps 'mediapipe>=0.10.30'
+	$(PY) -m pip install -q --disable-pip-version-check 'torch==$(TORCH_VERSION)'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,generation]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps 'mediapipe>=0.10.30' 'invisible-watermark>=0.2'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 ## run: the router on examples/topology.yaml, with stand-in LLM servers for its loopback nodes
-run: $(STAMP)
+run: $(STAMP) espeak
 	$(VENV)/bin/megacity demo --config $(CONFIG)
 
 ## serve: the router alone (point the topology at your real engine nodes)
@@ -42,7 +46,8 @@ typecheck: $(STAMP)
 services:
 	@bash scripts/services.sh
 
-# espeak-ng makes the speech tests' audio; installed once, quietly (sudo when not root).
+# espeak-ng makes the speech tests' audio and is the TTS engine's CPU fallback; installed once,
+# quietly (sudo when not root).
 espeak:
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \

@@ -73,9 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--kinds", help="comma-separated job kinds to serve (default: all)")
     worker.add_argument("--concurrency", type=int, help="jobs at once (default: jobs_concurrency)")
     worker.add_argument(
+        "--config", type=Path, help="topology YAML (default: examples/topology.yaml)"
+    )
+    worker.add_argument(
         "--handlers",
-        default="megacity.jobs.handlers:default_handlers",
-        help="module:function returning the Handlers to serve",
+        help="module:function returning the Handlers to serve (default: the router's job"
+        " kinds: thumbnail, tts, noop, with the topology's generation nodes)",
     )
     worker.set_defaults(func=_worker)
 
@@ -89,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     standin.add_argument("--models", nargs="*", default=[])
     standin.set_defaults(func=_standin)
 
-    engine = sub.add_parser("engine", help="run an engine node (speech, pose)")
+    engine = sub.add_parser("engine", help="run an engine node (speech, pose, image, tts)")
     kinds = engine.add_subparsers(metavar="ENGINE")
     speech = kinds.add_parser("speech", help="a faster-whisper speech node (OpenAI transcriptions)")
     _speech_args(speech)
@@ -97,7 +100,63 @@ def _parser() -> argparse.ArgumentParser:
     pose = kinds.add_parser("pose", help="a MediaPipe pose node (video → 33 keypoints per frame)")
     _pose_args(pose)
     pose.set_defaults(func=_engine_pose)
+    image = kinds.add_parser("image", help="a diffusers text-to-image node (OpenAI images)")
+    _image_args(image)
+    image.set_defaults(func=_engine_image)
+    tts = kinds.add_parser(
+        "tts", help="a text-to-speech node, VITS/MMS or espeak-ng (OpenAI speech)"
+    )
+    _tts_args(tts)
+    tts.set_defaults(func=_engine_tts)
+
+    watermark = sub.add_parser("watermark", help="AI-generated watermarks of images and audio")
+    watermark_actions = watermark.add_subparsers(metavar="ACTION")
+    verify = watermark_actions.add_parser(
+        "verify", help="does a PNG/JPEG image or a WAV file carry the MegaCity watermark?"
+    )
+    verify.add_argument("files", nargs="+", type=Path)
+    verify.add_argument(
+        "--key", help="watermark key (default: $MEGACITY_WATERMARK_KEY or the public key)"
+    )
+    verify.set_defaults(func=_watermark_verify)
     return parser
+
+
+def _image_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8103)
+    p.add_argument("--name", default="image", help="node name, reported in X-MegaCity-Node")
+    p.add_argument(
+        "--model",
+        default=os.environ.get("MEGACITY_IMAGE_MODEL") or "stabilityai/sdxl-turbo",
+        help="local diffusers folder or hub name (default $MEGACITY_IMAGE_MODEL or sdxl-turbo)",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--dtype", default="auto", help="auto: float16 on CUDA, float32 on CPU")
+    p.add_argument("--steps", type=int, default=4, help="default num_inference_steps")
+    p.add_argument("--max-concurrency", type=int, default=1, help="generations at once")
+    p.add_argument(
+        "--no-preload", action="store_true", help="load the model on first use, not at start"
+    )
+
+
+def _tts_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8104)
+    p.add_argument("--name", default="tts", help="node name, reported in X-MegaCity-Node")
+    p.add_argument(
+        "--model",
+        default=os.environ.get("MEGACITY_TTS_MODEL") or "facebook/mms-tts-kor",
+        help="local transformers VITS folder, hub name, or espeak-ng (default"
+        " $MEGACITY_TTS_MODEL or facebook/mms-tts-kor)",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    p.add_argument("--voice", default="ko", help="default voice / language")
+    p.add_argument("--no-fallback", action="store_true", help="fail instead of using espeak-ng")
+    p.add_argument("--max-concurrency", type=int, default=1, help="syntheses at once")
+    p.add_argument(
+        "--no-preload", action="store_true", help="load the model on first use, not at start"
+    )
 
 
 def _speech_args(p: argparse.ArgumentParser) -> None:
@@ -286,40 +345,76 @@ def _worker(args: argparse.Namespace) -> int:
 
     from sqlalchemy.exc import SQLAlchemyError
 
+    from megacity.api.services import serve_jobs
     from megacity.config.settings import Settings
+    from megacity.config.topology import TopologyError
     from megacity.db import DatabaseError, build_database
     from megacity.jobs.serve import load_handlers, serve
     from megacity.observability.logging import configure_logging
+    from megacity.storage import build_object_store
 
+    kinds = [k.strip() for k in (args.kinds or "").split(",") if k.strip()]
     try:
-        settings = Settings()  # environment only: a worker needs no topology
-        handlers = load_handlers(args.handlers)
-        if args.kinds:
-            handlers = handlers.only([k.strip() for k in args.kinds.split(",") if k.strip()])
+        # Custom handlers need the environment only; the router's own job kinds (generation)
+        # need its topology: nodes, models and zones.
+        settings = Settings() if args.handlers else Settings.load(args.config)
         concurrency = args.concurrency or settings.jobs_concurrency
         if concurrency < 1:
             raise ValueError("--concurrency must be at least 1")
-        db = build_database(settings)
+        if args.handlers:
+            handlers = load_handlers(args.handlers)
+            handlers = handlers.only(kinds) if kinds else handlers
+            db = build_database(settings)
+            store = build_object_store(settings) if settings.retention_sweep_interval_s else None
+            if settings.db_auto_upgrade:
+                db.upgrade()
+            work = serve(settings, db, handlers, concurrency, store=store)
+        else:
+            db = None
+            work = serve_jobs(settings, kinds or None, concurrency)
     except ValidationError as exc:
         print(
             f"megacity worker: invalid settings (MEGACITY_* environment):\n{exc}", file=sys.stderr
         )
         return 2
-    except (ValueError, OSError) as exc:
+    except (TopologyError, ValueError, OSError) as exc:
         print(f"megacity worker: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
-    try:
-        if settings.db_auto_upgrade:
-            db.upgrade()
-        asyncio.run(serve(settings, db, handlers, concurrency))
     except (DatabaseError, SQLAlchemyError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"megacity worker: database {db.display_url}: {reason}", file=sys.stderr)
+        print(f"megacity worker: database: {reason}", file=sys.stderr)
+        return 1
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(work)
+    except (DatabaseError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"megacity worker: database: {reason}", file=sys.stderr)
         return 1
     finally:
-        db.close()
+        if db is not None:
+            db.close()
     return 0
+
+
+def _watermark_verify(args: argparse.Namespace) -> int:
+    """Print one line per file: marked or not, and the detector's score; exit 1 if any is not."""
+    from megacity.config.settings import Settings
+    from megacity.engines.generation import watermark_key
+    from megacity.safety import verify_file
+
+    key = args.key or watermark_key(Settings())
+    unmarked = 0
+    for path in args.files:
+        try:
+            check = verify_file(path, key=key)
+        except (OSError, ValueError) as exc:
+            print(f"{path}: cannot check: {exc}", file=sys.stderr)
+            return 2
+        unmarked += not check.present
+        verdict = "AI-generated watermark present" if check.present else "no watermark"
+        print(f"{path}: {verdict} ({check.method}, score {check.score:.3f})")
+    return 1 if unmarked else 0
 
 
 def _standin(args: argparse.Namespace) -> int:
@@ -375,6 +470,55 @@ def _engine_pose(args: argparse.Namespace) -> int:
     return _engine_node(args, "pose", options)
 
 
+def _engine_image(args: argparse.Namespace) -> int:
+    options = {
+        "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "default_steps": args.steps,
+        "max_concurrency": args.max_concurrency,
+        "warmup": not args.no_preload,
+    }
+    return _engine_node(args, "image", options)
+
+
+def _engine_tts(args: argparse.Namespace) -> int:
+    options = {
+        "model": args.model,
+        "device": args.device,
+        "voice": args.voice,
+        "fallback": None if args.no_fallback else "espeak-ng",
+        "max_concurrency": args.max_concurrency,
+        "warmup": not args.no_preload,
+    }
+    return _engine_node(args, "tts", options)
+
+
+def _node_app(kind: str, settings: Any, options: dict[str, object], name: str) -> tuple[str, Any]:
+    """The model and app of `megacity engine <kind>` (ValueError for bad options)."""
+    if kind == "speech":
+        from megacity.api.speech_node import create_speech_node
+        from megacity.engines.speech import SpeechEngineConfig
+
+        speech = SpeechEngineConfig.from_options(options)
+        return speech.model, create_speech_node(settings, speech, name)
+    if kind == "pose":
+        from megacity.api.pose_node import create_pose_node
+        from megacity.engines.pose import PoseEngineConfig
+
+        pose = PoseEngineConfig.from_options(options)
+        return pose.model_path, create_pose_node(settings, pose, name)
+    from megacity.api.generation_node import create_image_node, create_tts_node
+    from megacity.engines.image import ImageEngineConfig
+    from megacity.engines.tts import TTSEngineConfig
+
+    if kind == "image":
+        image = ImageEngineConfig.from_options(options)
+        return image.model, create_image_node(settings, image, name)
+    tts = TTSEngineConfig.from_options(options)
+    return tts.model, create_tts_node(settings, tts, name)
+
+
 def _engine_node(args: argparse.Namespace, kind: str, options: dict[str, object]) -> int:
     """Validate the node's options, then serve `megacity engine <kind>` until stopped."""
     from megacity.config.settings import Settings
@@ -382,18 +526,7 @@ def _engine_node(args: argparse.Namespace, kind: str, options: dict[str, object]
 
     try:
         settings = Settings(host=args.host, port=args.port)
-        if kind == "speech":
-            from megacity.api.speech_node import create_speech_node
-            from megacity.engines.speech import SpeechEngineConfig
-
-            speech = SpeechEngineConfig.from_options(options)
-            model, app = speech.model, create_speech_node(settings, speech, args.name)
-        else:
-            from megacity.api.pose_node import create_pose_node
-            from megacity.engines.pose import PoseEngineConfig
-
-            pose = PoseEngineConfig.from_options(options)
-            model, app = pose.model_path, create_pose_node(settings, pose, args.name)
+        model, app = _node_app(kind, settings, options, args.name)
     except (ValueError, ValidationError) as exc:
         print(f"megacity: {exc}", file=sys.stderr)
         return 2

@@ -409,3 +409,15 @@ class PoseNodeProcess(EngineNodeProcess):
     """`megacity engine pose` in a child process."""
 
     kind = "pose"
+
+
+class ImageNodeProcess(EngineNodeProcess):
+    """`megacity engine image` in a child process."""
+
+    kind = "image"
+
+
+class TTSNodeProcess(EngineNodeProcess):
+    """`megacity engine tts` in a child process."""
+
+    kind = "tts"

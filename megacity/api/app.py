@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import ORJSONResponse as _JSON
+from pydantic import BaseModel
 
 import megacity
-from megacity.api import admin, dance, errors, files, jobs, openai, ops, speech, tutor
+from megacity.api import admin, dance, errors, files, generation, jobs, openai, ops, speech, tutor
 from megacity.api.middleware import RequestMiddleware
 from megacity.api.services import Services
 from megacity.config.settings import Settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(speech.router)
     app.include_router(dance.router)
+    app.include_router(generation.router)
     app.include_router(files.router)
     app.include_router(jobs.router)
     app.include_router(tutor.build_router(services.strategies))
@@ -58,10 +60,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for path, model in (
-        ("/v1/chat/completions", openai.CHAT_BODY),
-        ("/v1/completions", openai.COMPLETION_BODY),
-    ):
+    bodies: dict[str, type[BaseModel]] = {
+        "/v1/chat/completions": openai.CHAT_BODY,
+        "/v1/completions": openai.COMPLETION_BODY,
+        **generation.REQUEST_BODIES,
+    }
+    for path, model in bodies.items():
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(body.pop("$defs", {}))
         components[model.__name__] = body

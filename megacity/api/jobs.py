@@ -22,6 +22,7 @@ from megacity.db.jobs import Priority
 from megacity.db.models import Job
 from megacity.errors import BadRequest, MegaCityError, NotFound
 from megacity.jobs.service import CancelResult, JobService
+from megacity.storage import ObjectStore
 
 router = APIRouter(tags=["jobs"])
 
@@ -65,21 +66,38 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
-def job_view(job: Job) -> dict[str, Any]:
-    """The JSON a client sees for a job (JobResponse)."""
+def job_view(job: Job, store: ObjectStore) -> dict[str, Any]:
+    """The JSON a client sees for a job (JobResponse), its stored files with fresh URLs."""
     return {
         "id": job.id,
         "kind": job.kind,
         "status": job.status,
         "priority": Priority(job.priority).label,
         "progress": job.progress,
-        "result": job.result,
+        "result": with_urls(job.result, store),
         "error": job.error,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+    }
+
+
+def with_urls(result: Any, store: ObjectStore) -> Any:
+    """The result with a signed `url` beside each stored file's `key` (at the top level, or in
+    a list at the top level). Results keep keys, not URLs, which would expire in the row."""
+    if not isinstance(result, dict):
+        return result
+
+    def signed(item: Any) -> Any:
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            return {**item, "url": store.signed_url(item["key"])}
+        return item
+
+    return {
+        name: [signed(v) for v in value] if isinstance(value, list) else signed(value)
+        for name, value in result.items()
     }
 
 
@@ -142,7 +160,7 @@ async def get_job(job_id: str, request: Request) -> Response:
     job = await job_service(request).get(job_id, owner_of(request))
     if job is None:
         raise NotFound("no such job", code="job_not_found")
-    return _json(job_view(job))
+    return _json(job_view(job, request.app.state.services.storage))
 
 
 @router.delete(
@@ -158,7 +176,7 @@ async def cancel_job(job_id: str, request: Request) -> Response:
         raise NotFound("no such job", code="job_not_found")
     if outcome is CancelResult.NOT_QUEUED:
         raise JobConflict(f"the job is {job.status} and can no longer be cancelled")
-    return _json(job_view(job))
+    return _json(job_view(job, request.app.state.services.storage))
 
 
 def _json(data: dict[str, Any]) -> Response:

@@ -8,20 +8,26 @@ import time
 from megacity.config.settings import Settings
 from megacity.config.topology import Topology
 from megacity.db import Database, build_database
+from megacity.engines.generation import watermark_key
+from megacity.engines.generation_http import GenerationHTTPClient
+from megacity.engines.image import ImageEngine, ImageEngineConfig
 from megacity.engines.local import engine_config
 from megacity.engines.openai_http import OpenAIHTTPClient, Timeouts
 from megacity.engines.pose import PoseEngine, PoseEngineConfig
 from megacity.engines.pose_http import PoseHTTPClient
 from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
 from megacity.engines.speech_http import SpeechHTTPClient
+from megacity.engines.tts import TTSEngine, TTSEngineConfig
 from megacity.jobs import JobService, default_handlers
 from megacity.observability.metrics import Metrics
 from megacity.pipelines.dance import DanceLab
+from megacity.pipelines.generation import GenerationStudio
 from megacity.pipelines.voice import VoiceAnalyzer
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
 from megacity.routing.dispatch import Dispatcher
 from megacity.routing.gateway import LLMGateway
+from megacity.routing.generation import GenerationGateway
 from megacity.routing.health import HealthMonitor
 from megacity.routing.pose import PoseGateway
 from megacity.routing.registry import ModelRegistry
@@ -65,6 +71,8 @@ class Services:
         self.health: HealthMonitor | None = None
         self.speech_engines: dict[str, SpeechEngine] = {}
         self.pose_engines: dict[str, PoseEngine] = {}
+        self.image_engines: dict[str, ImageEngine] = {}
+        self.tts_engines: dict[str, TTSEngine] = {}
         for state in self.balancer.nodes.values():
             node = state.node
             if not node.in_process:
@@ -76,6 +84,12 @@ class Services:
             elif isinstance(config, PoseEngineConfig):
                 self.pose_engines[node.name] = PoseEngine(config, node.name)
                 state.health_reason = f"in-process pose engine, model {config.model_path!r}"
+            elif isinstance(config, ImageEngineConfig):
+                self.image_engines[node.name] = ImageEngine(config, node.name)
+                state.health_reason = f"in-process image engine, model {config.model!r}"
+            elif isinstance(config, TTSEngineConfig):
+                self.tts_engines[node.name] = TTSEngine(config, node.name)
+                state.health_reason = f"in-process TTS engine, model {config.model!r}"
             else:
                 # In-process engines register themselves here once they are built in.
                 state.healthy = False
@@ -103,8 +117,24 @@ class Services:
         self.storage: ObjectStore = build_object_store(settings)
         self.db: Database = build_database(settings)
         self.dance = DanceLab(self.pose, self.storage, self.db)
+        self.generation = GenerationGateway(
+            self.selector,
+            self.registry,
+            self.balancer,
+            self.image_engines,
+            self.tts_engines,
+            self.metrics,
+            watermark_key=watermark_key(settings),
+            timeout_s=settings.generation_timeout_s,
+            queue_timeout_s=settings.queue_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        self.studio = GenerationStudio(self.generation, self.storage, self.db)
         self.job_handlers = default_handlers()
-        self.jobs = JobService.from_settings(settings, self.db, self.job_handlers)
+        self.studio.register(self.job_handlers)
+        self.jobs = JobService.from_settings(
+            settings, self.db, self.job_handlers, store=self.storage
+        )
         self._warmups: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -122,9 +152,16 @@ class Services:
             connect_s=self.settings.connect_timeout_s,
             total_s=self.settings.speech_timeout_s,
         )
-        engines: list[SpeechEngine | PoseEngine] = [
+        self.generation.client = GenerationHTTPClient(
+            self.client.session,
+            connect_s=self.settings.connect_timeout_s,
+            total_s=self.settings.generation_timeout_s,
+        )
+        engines: list[SpeechEngine | PoseEngine | ImageEngine | TTSEngine] = [
             *self.speech_engines.values(),
             *self.pose_engines.values(),
+            *self.image_engines.values(),
+            *self.tts_engines.values(),
         ]
         for engine in engines:
             if engine.config.warmup:  # in the background: start-up stays fast
@@ -146,6 +183,28 @@ class Services:
             speech.close()
         for pose in self.pose_engines.values():
             pose.close()
+        for image in self.image_engines.values():
+            image.close()
+        for tts in self.tts_engines.values():
+            tts.close()
         await self.client.close()
         await self.jobs.stop()
         self.db.close()
+
+
+async def serve_jobs(settings: Settings, kinds: list[str] | None, concurrency: int) -> None:
+    """`megacity worker`: the router's components without HTTP, running its job kinds.
+
+    The generation jobs need what the router has (topology, balancer, engines, object
+    store), so a worker builds the same Services; its own jobs come from the queue, never
+    from an embedded worker of its own.
+    """
+    from megacity.jobs.serve import serve
+
+    services = Services(settings.model_copy(update={"jobs_embedded_worker": False}))
+    handlers = services.job_handlers.only(kinds) if kinds else services.job_handlers
+    await services.start()
+    try:
+        await serve(settings, services.db, handlers, concurrency, store=services.storage)
+    finally:
+        await services.stop()

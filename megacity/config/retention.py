@@ -14,6 +14,7 @@ kind or field is an error at start-up, not a silently ignored typo.
 | attachment | permanent   | exam material, removed with its exam, not by age           |
 | profile    | permanent   | a user's picture, removed with the account, not by age     |
 | model      | permanent   | model versions in the registry                              |
+| generated  | 90 days     | thumbnails and speech the generation jobs made; re-makeable |
 
 A row's own `expires_at` always wins over its kind's retention (see megacity.retention).
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-KINDS = ("audio", "video", "image", "keypoints", "attachment", "profile", "model")
+KINDS = ("audio", "video", "image", "keypoints", "attachment", "profile", "model", "generated")
 
 
 class RetentionRule(BaseModel):
@@ -49,6 +50,7 @@ DEFAULT_RULES: dict[str, RetentionRule] = {
     "attachment": _rule(None, "object store: exams/*/attachments/", True),
     "profile": _rule(None, "object store: users/*/profile/", True),
     "model": _rule(None, "object store: ai-models/", True),
+    "generated": _rule(90, "object store: kzone/generated/", False),
 }
 
 
@@ -64,6 +66,7 @@ class RetentionPolicy(BaseModel):
     attachment: RetentionRule = DEFAULT_RULES["attachment"]
     profile: RetentionRule = DEFAULT_RULES["profile"]
     model: RetentionRule = DEFAULT_RULES["model"]
+    generated: RetentionRule = DEFAULT_RULES["generated"]
 
     @model_validator(mode="before")
     @classmethod

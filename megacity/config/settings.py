@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     dance_max_keypoints_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # JSON body
     pose_timeout_s: float = Field(default=600.0, gt=0)
 
+    # Generation (thumbnails, TTS): jobs of kind "thumbnail" and "tts". The OpenAI-style
+    # endpoints wait up to generation_wait_s for their job, then answer 504 with its id;
+    # a remote image/TTS node may take generation_timeout_s for one request. Every
+    # artefact carries an invisible watermark keyed by watermark_key (default: the
+    # public MegaCity key, so anyone with `megacity watermark verify` can check it).
+    generation_wait_s: float = Field(default=120.0, gt=0)
+    generation_timeout_s: float = Field(default=300.0, gt=0)
+    tts_max_chars: int = Field(default=4096, ge=1, le=100_000)
+    watermark_key: SecretStr | None = None
+
     # State. Embedded defaults live under data_dir: SQLite (megacity.db) and a local
     # folder as object store (objects/). DATABASE_URL switches to PostgreSQL.
     data_dir: Path = Path("var")

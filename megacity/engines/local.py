@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from megacity.config.topology import Engine, Node
+from megacity.engines.image import ImageEngineConfig
 from megacity.engines.pose import PoseEngineConfig
 from megacity.engines.speech import SpeechEngineConfig
+from megacity.engines.tts import TTSEngineConfig
+
+EngineConfig = SpeechEngineConfig | PoseEngineConfig | ImageEngineConfig | TTSEngineConfig
 
 
-def engine_config(node: Node) -> SpeechEngineConfig | PoseEngineConfig | None:
+def engine_config(node: Node) -> EngineConfig | None:
     """The engine config of an in-process node (None for engines that have none yet).
 
     ValueError names the node and the bad option: ``nodes.pose-local.options: ...``.
@@ -17,6 +21,14 @@ def engine_config(node: Node) -> SpeechEngineConfig | PoseEngineConfig | None:
             return SpeechEngineConfig.from_options(node.options)
         if node.engine is Engine.POSE:
             return PoseEngineConfig.from_options(
+                {"max_concurrency": node.max_concurrency, **node.options}
+            )
+        if node.engine is Engine.IMAGE:
+            return ImageEngineConfig.from_options(
+                {"max_concurrency": node.max_concurrency, **node.options}
+            )
+        if node.engine is Engine.TTS:
+            return TTSEngineConfig.from_options(
                 {"max_concurrency": node.max_concurrency, **node.options}
             )
     except (TypeError, ValueError) as exc:

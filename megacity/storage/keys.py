@@ -38,6 +38,7 @@ class Kind(StrEnum):
     ATTACHMENT = "attachment"
     PROFILE = "profile"
     MODEL = "model"
+    GENERATED = "generated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ _LAYOUT: tuple[tuple[re.Pattern[str], Kind], ...] = tuple(
         (rf"exams/{_SEG}/attachments/{_SEG}", Kind.ATTACHMENT),
         (rf"users/{_SEG}/profile/{_SEG}", Kind.PROFILE),
         (rf"ai-models/{_SEG}/{_SEG}/{_SEG}", Kind.MODEL),
+        (rf"kzone/generated/{_SEG}/{_SEG}\.[a-z0-9]+", Kind.GENERATED),
     )
 )
 
@@ -198,3 +200,13 @@ def model_key(model: str, version: str, filename: str) -> ObjectKey:
     """ai-models/{model}/{version}/{filename}: one file of one model version."""
     parts = (segment(model, "model"), segment(version, "version"), segment(filename, "filename"))
     return _key(Kind.MODEL, "ai-models", *parts)
+
+
+def generated_key(user_id: str, name: str, ext: str) -> ObjectKey:
+    """kzone/generated/{user_id}/{name}.{ext}: an image or audio a generation job made.
+
+    `name` is derived from the job id, so a retried job writes the same keys again
+    instead of leaving orphans behind.
+    """
+    uid = segment(user_id, "user_id")
+    return _key(Kind.GENERATED, "kzone/generated", uid, f"{segment(name, 'name')}.{extension(ext)}")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,3 +14,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = start_cluster(tmp_path_factory.mktemp("cluster"))
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="session")
+def generation_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random-weight diffusers and VITS models saved to folders, built once a session."""
+    from tests.image_models import build_tiny_sd
+    from tests.tts_models import build_tiny_vits
+
+    root = tmp_path_factory.mktemp("generation-models")
+    return {
+        "image": build_tiny_sd(root / "tiny-sd"),
+        "tts": build_tiny_vits(root / "tiny-vits", uroman=True),
+    }

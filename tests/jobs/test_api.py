@@ -20,6 +20,7 @@ from megacity.api import errors, jobs
 from megacity.db import Database
 from megacity.db import jobs as repo
 from megacity.jobs import JobService
+from megacity.storage import LocalObjectStore, URLSigner
 from megacity.testing import free_port
 
 
@@ -28,7 +29,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Database]]:
     db = Database(f"sqlite:///{tmp_path / 'megacity.db'}")
     db.upgrade()
     app = FastAPI()
-    app.state.services = SimpleNamespace(jobs=JobService(db))
+    signer = URLSigner(b"k" * 32, "http://127.0.0.1:1")
+    store = LocalObjectStore(tmp_path / "objects", signer)
+    app.state.services = SimpleNamespace(jobs=JobService(db), storage=store)
     errors.install(app)
     app.include_router(jobs.router)
 
