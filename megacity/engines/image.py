@@ -28,11 +28,11 @@ from typing import Any
 from PIL import Image
 
 from megacity.engines.errors import ModelUnavailable
+from megacity.engines.loading import FAILED_LOAD_RETRY_S, ModelSlot, SlotEngine
 from megacity.errors import BadRequest, UnprocessableEntity, UpstreamError
 
 log = logging.getLogger("megacity.image")
 
-_FAILED_LOAD_RETRY_S = 30.0  # a model that failed to load is not retried on every request
 _MAX_PROMPT_CHARS = 2000
 _MAX_SEED = 2**63 - 1
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -125,7 +125,7 @@ class GeneratedImages:
     seconds: float
 
 
-class ImageEngine:
+class ImageEngine(SlotEngine):
     """A diffusers pipeline in this process; `generate` is safe to call from many requests."""
 
     def __init__(
@@ -135,24 +135,14 @@ class ImageEngine:
         self.name = name
         self.checker = checker  # the seam for an image safety checker; None: none runs here
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix=f"image-{name}")
-        self._lock = threading.Lock()
         self._counts = threading.Lock()
-        self._pipe: Any = None
+        self._slot: ModelSlot[Any] = ModelSlot(
+            "image", config.model, self._build, self._unavailable, log=log
+        )
         self._device = "cpu"
         self._size_multiple = 8  # the VAE's scale factor once loaded (8 for Stable Diffusion)
-        self._failure: tuple[float, str] | None = None
         self.running = 0
         self.waiting = 0
-        self.load_seconds: float | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._pipe is not None
-
-    @property
-    def failure(self) -> str | None:
-        """Why the last load failed, while that is remembered (None when loaded or untried)."""
-        return self._failure[1] if self._failure else None
 
     def check(self, request: ImageRequest) -> ImageRequest:
         """Validate a request against the limits; the copy has steps, seed and guidance filled in."""
@@ -189,33 +179,6 @@ class ImageEngine:
             raise _bad("invalid_guidance_scale", "guidance_scale", "must be a number >= 0")
         return replace(request, prompt=prompt, steps=steps, seed=seed, guidance_scale=guidance)
 
-    def load(self) -> Any:
-        """Load the pipeline once (blocking; call from a worker thread); ModelUnavailable if it fails."""
-        if self._pipe is not None:
-            return self._pipe
-        cfg = self.config
-        with self._lock:
-            if self._pipe is not None:
-                return self._pipe
-            if self._failure and time.monotonic() - self._failure[0] < _FAILED_LOAD_RETRY_S:
-                raise self._unavailable(self._failure[1])
-            started = time.perf_counter()
-            try:
-                pipe = self._build()
-            except Exception as exc:  # every loading error means the same thing to a client
-                first = str(exc).splitlines()[0][:300] if str(exc) else ""
-                detail = f"{type(exc).__name__}: {first}"
-                self._failure = (time.monotonic(), detail)
-                log.error("image model failed to load", extra={"model": cfg.model, "error": detail})
-                raise self._unavailable(detail) from None
-            self._failure = None
-            self._size_multiple = int(getattr(pipe, "vae_scale_factor", 8) or 8)
-            self._pipe = pipe
-            self.load_seconds = time.perf_counter() - started
-            seconds = round(self.load_seconds, 3)
-            log.info("image model loaded", extra={"model": cfg.model, "seconds": seconds})
-            return pipe
-
     def _build(self) -> Any:
         import torch
         from diffusers import AutoPipelineForText2Image
@@ -234,6 +197,7 @@ class ImageEngine:
         pipe = AutoPipelineForText2Image.from_pretrained(path, **kwargs).to(device)
         pipe.set_progress_bar_config(disable=True)
         self._device = device
+        self._size_multiple = int(getattr(pipe, "vae_scale_factor", 8) or 8)
         return pipe
 
     def _unavailable(self, detail: str) -> ModelUnavailable:
@@ -242,7 +206,7 @@ class ImageEngine:
             " options.model, or MEGACITY_IMAGE_MODEL, to a local diffusers folder (one with"
             " model_index.json) or to a model name this machine can download"
             " (e.g. stabilityai/sdxl-turbo); torch and diffusers must be installed.",
-            retry_after_s=int(_FAILED_LOAD_RETRY_S),
+            retry_after_s=int(FAILED_LOAD_RETRY_S),
         )
 
     async def warm_up(self) -> None:
@@ -326,7 +290,7 @@ class ImageEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pipe = None
+        self._slot.clear()
 
 
 def _int(value: object) -> bool:

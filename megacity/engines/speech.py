@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,10 +22,10 @@ import numpy as np
 
 from megacity.engines.audio import SAMPLE_RATE
 from megacity.engines.errors import ModelUnavailable
+from megacity.engines.loading import FAILED_LOAD_RETRY_S, ModelSlot, SlotEngine
 
 log = logging.getLogger("megacity.speech")
 
-_FAILED_LOAD_RETRY_S = 30.0  # a model that failed to load is not retried on every request
 _LANGUAGE_NAMES = {
     "en": "english",
     "ko": "korean",
@@ -223,58 +222,18 @@ class SpeechEngineConfig:
         return "float16" if device == "cuda" else "int8"
 
 
-class SpeechEngine:
+class SpeechEngine(SlotEngine):
     """faster-whisper in this process; `transcribe` is safe to call from many requests."""
 
     def __init__(self, config: SpeechEngineConfig, name: str = "speech") -> None:
         self.config = config
         self.name = name
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix=f"whisper-{name}")
-        self._lock = threading.Lock()
-        self._model: Any = None
-        self._failure: tuple[float, str] | None = None
+        self._slot: ModelSlot[Any] = ModelSlot(
+            "speech", config.model, self._build, self._unavailable, log=log
+        )
         self.running = 0
         self.waiting = 0
-        self.load_seconds: float | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
-    def failure(self) -> str | None:
-        """Why the last load failed, while that is remembered (None when loaded or untried)."""
-        return self._failure[1] if self._failure else None
-
-    def load(self) -> Any:
-        """Load the model once (blocking; call from a worker thread); ModelUnavailable if it fails."""
-        if self._model is not None:
-            return self._model
-        with self._lock:
-            if self._model is not None:
-                return self._model
-            if self._failure and time.monotonic() - self._failure[0] < _FAILED_LOAD_RETRY_S:
-                raise self._unavailable(self._failure[1])
-            started = time.perf_counter()
-            try:
-                self._model = self._build()
-            except Exception as exc:  # every loading error means the same thing to a client
-                detail = (
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-                )
-                self._failure = (time.monotonic(), detail)
-                log.error(
-                    "speech model failed to load",
-                    extra={"model": self.config.model, "error": detail},
-                )
-                raise self._unavailable(detail) from None
-            self._failure = None
-            self.load_seconds = time.perf_counter() - started
-            log.info(
-                "speech model loaded",
-                extra={"model": self.config.model, "seconds": round(self.load_seconds, 3)},
-            )
-            return self._model
 
     def _build(self) -> Any:
         import ctranslate2
@@ -298,7 +257,7 @@ class SpeechEngine:
             f"speech model {self.config.model!r} could not be loaded ({detail}). Set the node's"
             " options.model, or MEGACITY_SPEECH_MODEL, to a local CTranslate2 Whisper folder"
             " or to a model name this machine can download (e.g. large-v3, small).",
-            retry_after_s=int(_FAILED_LOAD_RETRY_S),
+            retry_after_s=int(FAILED_LOAD_RETRY_S),
         )
 
     async def warm_up(self) -> None:

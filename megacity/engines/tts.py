@@ -15,7 +15,6 @@ import contextlib
 import logging
 import re
 import threading
-import time
 import unicodedata
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from megacity.engines.errors import ModelUnavailable
+from megacity.engines.loading import FAILED_LOAD_RETRY_S, ModelSlot, SlotEngine, failure_detail
 from megacity.engines.tts_espeak import LANGUAGE_VOICES, Espeak, find_espeak
 from megacity.engines.tts_espeak import SAMPLE_RATE as ESPEAK_SAMPLE_RATE
 from megacity.engines.tts_vits import PROSODY_PRESETS, Vits
@@ -36,7 +36,6 @@ log = logging.getLogger("megacity.tts")
 ESPEAK = "espeak-ng"
 STYLES = tuple(PROSODY_PRESETS)
 MIN_SPEED, MAX_SPEED = 0.25, 4.0  # OpenAI's range for /v1/audio/speech
-_FAILED_LOAD_RETRY_S = 30.0
 _CHUNK_CHARS = 200  # VITS was trained on sentences; longer inputs slur
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？…])\s+|\n+")
 
@@ -94,58 +93,24 @@ class SpeechSynthesis:
     style: str
 
 
-class TTSEngine:
+class TTSEngine(SlotEngine):
     """VITS or espeak-ng in this process; `synthesize` is safe to call from many requests."""
 
     def __init__(self, config: TTSEngineConfig, name: str = "tts") -> None:
         self.config = config
         self.name = name
         self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix=f"tts-{name}")
-        self._lock = threading.Lock()
-        self._backend: Vits | Espeak | None = None
-        self._failure: tuple[float, str] | None = None
+        self._slot: ModelSlot[Vits | Espeak] = ModelSlot(
+            "tts", config.model, self._build, self._unavailable, log=log
+        )
         self.degraded: str | None = None  # why the neural model is not used, when espeak serves
         self.running = 0
         self.waiting = 0
-        self.load_seconds: float | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._backend is not None
-
-    @property
-    def failure(self) -> str | None:
-        """Why the last load failed, while that is remembered (None when loaded or untried)."""
-        return self._failure[1] if self._failure else None
-
-    def load(self) -> Any:
-        """Load the model (or espeak-ng) once; blocking; ModelUnavailable if neither works."""
-        if self._backend is not None:
-            return self._backend
-        with self._lock:
-            if self._backend is not None:
-                return self._backend
-            if self._failure and time.monotonic() - self._failure[0] < _FAILED_LOAD_RETRY_S:
-                raise self._unavailable(self._failure[1])
-            started = time.perf_counter()
-            try:
-                self._backend = self._build()
-            except Exception as exc:  # every loading error means the same thing to a client
-                self._failure = (time.monotonic(), _detail(exc))
-                log.error("tts model failed to load", extra={"model": self.config.model})
-                raise self._unavailable(self._failure[1]) from None
-            self._failure = None
-            self.load_seconds = time.perf_counter() - started
-            log.info(
-                "tts model loaded",
-                extra={"model": self.model_name, "seconds": round(self.load_seconds, 3)},
-            )
-            return self._backend
 
     @property
     def model_name(self) -> str:
         """The model that speaks: the configured one, or espeak-ng when it serves."""
-        return ESPEAK if isinstance(self._backend, Espeak) else self.config.model
+        return ESPEAK if isinstance(self._slot.value, Espeak) else self.config.model
 
     def _build(self) -> Vits | Espeak:
         cfg = self.config
@@ -159,8 +124,10 @@ class TTSEngine:
             try:
                 espeak = _espeak()
             except Exception as fallback_exc:
-                raise RuntimeError(f"{_detail(exc)}; fallback: {_detail(fallback_exc)}") from exc
-            self.degraded = _detail(exc)
+                raise RuntimeError(
+                    f"{failure_detail(exc)}; fallback: {failure_detail(fallback_exc)}"
+                ) from exc
+            self.degraded = failure_detail(exc)
             log.warning(
                 "tts model failed to load; speaking with espeak-ng",
                 extra={"model": cfg.model, "error": self.degraded},
@@ -173,7 +140,7 @@ class TTSEngine:
             " options.model to a local transformers VITS folder (e.g. a saved"
             " facebook/mms-tts-kor) or a hub name this machine can download, install the"
             " torch extra, or install espeak-ng and set options.fallback: espeak-ng.",
-            retry_after_s=int(_FAILED_LOAD_RETRY_S),
+            retry_after_s=int(FAILED_LOAD_RETRY_S),
         )
 
     async def warm_up(self) -> None:
@@ -304,11 +271,6 @@ def _espeak() -> Espeak:
     if binary is None:
         raise FileNotFoundError("espeak-ng is not installed (apt-get install espeak-ng)")
     return Espeak(binary)
-
-
-def _detail(exc: BaseException) -> str:
-    message = str(exc).splitlines()[0][:300] if str(exc) else ""
-    return f"{type(exc).__name__}: {message}"
 
 
 __all__ = [

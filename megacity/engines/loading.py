@@ -1,0 +1,119 @@
+"""Load an in-process engine's model once, thread-safely, and remember a failure for a while.
+
+The speech, TTS and image engines share this: the first caller builds the model (from a
+worker thread), callers arriving meanwhile wait on the lock and get the same model; a
+failed load is remembered for ``retry_s`` so a broken model does not make every request
+pay the load again, and its reason is what ``/health`` and ModelUnavailable report.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from megacity.engines.errors import ModelUnavailable
+
+FAILED_LOAD_RETRY_S = 30.0  # a model that failed to load is not retried on every request
+
+T = TypeVar("T")
+
+
+def failure_detail(exc: BaseException) -> str:
+    """ "Type: first line of the message" (at most 300 characters of it)."""
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}"
+
+
+class ModelSlot(Generic[T]):
+    """Holds one engine's model: built on first `get()`, failures remembered `retry_s`."""
+
+    def __init__(
+        self,
+        what: str,
+        model: str,
+        build: Callable[[], T],
+        unavailable: Callable[[str], ModelUnavailable],
+        *,
+        log: logging.Logger,
+        retry_s: float = FAILED_LOAD_RETRY_S,
+    ) -> None:
+        self._what = what  # "speech", "tts", "image": names the model in logs
+        self._model = model
+        self._build = build
+        self._unavailable = unavailable
+        self._log = log
+        self._retry_s = retry_s
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._failure: tuple[float, str] | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def value(self) -> T | None:
+        return self._value
+
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last load failed, while that is remembered (None when loaded or untried)."""
+        return self._failure[1] if self._failure else None
+
+    def get(self) -> T:
+        """The model, built now if need be (blocking); ModelUnavailable if it cannot be."""
+        if self._value is not None:
+            return self._value
+        with self._lock:
+            if self._value is not None:
+                return self._value
+            if self._failure and time.monotonic() - self._failure[0] < self._retry_s:
+                raise self._unavailable(self._failure[1])
+            started = time.perf_counter()
+            try:
+                value = self._build()
+            except Exception as exc:  # every loading error means the same thing to a client
+                detail = failure_detail(exc)
+                self._failure = (time.monotonic(), detail)
+                extra = {"model": self._model, "error": detail}
+                self._log.error(f"{self._what} model failed to load", extra=extra)
+                raise self._unavailable(detail) from None
+            self._failure = None
+            self._value = value
+            self.load_seconds = time.perf_counter() - started
+            seconds = round(self.load_seconds, 3)
+            self._log.info(
+                f"{self._what} model loaded", extra={"model": self._model, "seconds": seconds}
+            )
+            return value
+
+    def clear(self) -> None:
+        """Drop the model (the engine is closing)."""
+        self._value = None
+
+
+class SlotEngine:
+    """What an engine built on a ModelSlot exposes to its node's /health and /metrics."""
+
+    _slot: ModelSlot[Any]
+
+    @property
+    def loaded(self) -> bool:
+        return self._slot.loaded
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last load failed, while that is remembered (None when loaded or untried)."""
+        return self._slot.failure
+
+    @property
+    def load_seconds(self) -> float | None:
+        return self._slot.load_seconds
+
+    def load(self) -> Any:
+        """The model, loaded once (blocking: call from a worker thread); ModelUnavailable."""
+        return self._slot.get()
