@@ -232,5 +232,8 @@ def test_parallel_generations_match_serial_ones(tiny_model: Path, engine: ImageE
     together = asyncio.run(both())
     for request, result in zip(requests, together, strict=True):
         alone = asyncio.run(engine.generate(request))
-        assert np.array_equal(_pixels(result.images[0]), _pixels(alone.images[0]))
+        # Mixed-up steps would change the picture; torch's CPU kernels may round a pixel
+        # level differently when another generation competes for the cores.
+        diff = np.abs(_pixels(result.images[0]).astype(int) - _pixels(alone.images[0]))
+        assert diff.max() <= 2
     e.close()
