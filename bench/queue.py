@@ -2,7 +2,8 @@
 `megacity` workers, against arq running the same no-op jobs in the same run.
 
 Prints jobs/s (from the first submission until every job is done) and the enqueue
-latency p50/p99 (ours: INSERT + commit in PostgreSQL, then XADD; arq: one Redis call).
+latency p50/p99 (ours: INSERT + commit in PostgreSQL, group-committed with the submissions
+in flight alongside (jobs/batch.py), then XADD; arq: one Redis call).
 Needs Redis at 127.0.0.1:6379 and PostgreSQL at 127.0.0.1:5432 (or
 MEGACITY_TEST_POSTGRES_URL). Usage: python bench/queue.py [--jobs N]
 """

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, or_, select, update
+from sqlalchemy import Connection, Table, and_, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -99,24 +99,7 @@ def create_job(
     to commit, then finds nothing to insert and reads the first's row).
     """
     now = now or utcnow()
-    values: dict[str, Any] = {
-        "id": new_job_id(),
-        "kind": kind,
-        "priority": int(priority),
-        "status": JobStatus.QUEUED.value,
-        "owner_id": owner_id,
-        "idempotency_key": idempotency_key,
-        "payload": payload,
-        "result": None,
-        "error": None,
-        "progress": 0.0,
-        "attempts": 0,
-        "max_attempts": max_attempts,
-        "created_at": now,
-        "started_at": None,
-        "finished_at": None,
-        "available_at": now,
-    }
+    values = _new_row(NewJob(kind, payload, owner_id, priority, idempotency_key, max_attempts), now)
     if idempotency_key is None:
         executor.execute(JOBS.insert().values(values))
         return Job(**values), True
@@ -134,6 +117,103 @@ def create_job(
     if existing is None:  # the conflicting row vanished: jobs are never deleted, so a bug
         raise RuntimeError(f"idempotency key {idempotency_key!r} conflicts with no row")
     return existing, False
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One submission, as `create_jobs` takes it."""
+
+    kind: str
+    payload: Any
+    owner_id: str = ""
+    priority: Priority = Priority.NORMAL
+    idempotency_key: str | None = None
+    max_attempts: int = 3
+
+
+def _new_row(new: NewJob, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_job_id(),
+        "kind": new.kind,
+        "priority": int(new.priority),
+        "status": JobStatus.QUEUED.value,
+        "owner_id": new.owner_id,
+        "idempotency_key": new.idempotency_key,
+        "payload": new.payload,
+        "result": None,
+        "error": None,
+        "progress": 0.0,
+        "attempts": 0,
+        "max_attempts": new.max_attempts,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "available_at": now,
+    }
+
+
+def create_jobs(
+    executor: Executor, jobs: list[NewJob], *, now: datetime | None = None
+) -> list[tuple[Job, bool]]:
+    """`create_job` for many submissions at once (group commit): (job, created) for each, in order.
+
+    One multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING id, then one SELECT for the
+    rows whose idempotency key was taken already; run it in one transaction. Submissions
+    sharing an (owner, key) within `jobs` share one row: the first creates it (or finds
+    it), the others get it with created=False.
+    """
+    if not jobs:
+        return []
+    now = now or utcnow()
+    rows: list[dict[str, Any]] = []
+    first: dict[tuple[str, str], int] = {}  # (owner, key) -> index in rows
+    slot: list[int] = []  # for each submission, its row in `rows`
+    twins: set[int] = set()  # submissions that repeat an earlier (owner, key)
+    for n, new in enumerate(jobs):
+        key = (new.owner_id, new.idempotency_key) if new.idempotency_key is not None else None
+        if key is not None and key in first:
+            slot.append(first[key])
+            twins.add(n)
+            continue
+        if key is not None:
+            first[key] = len(rows)
+        slot.append(len(rows))
+        rows.append(_new_row(new, now))
+    bind = executor if isinstance(executor, Connection) else executor.get_bind()
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    added = {
+        row_id
+        for (row_id,) in executor.execute(
+            dialect.insert(JOBS)
+            .on_conflict_do_nothing(index_elements=["owner_id", "idempotency_key"])
+            .returning(JOBS.c.id),
+            rows,  # executemany with RETURNING: SQLAlchemy sends one multi-row INSERT
+        )
+    }
+    found: list[tuple[Job, bool]] = [(Job(**r), True) for r in rows]
+    taken = [(r["owner_id"], r["idempotency_key"]) for r in rows if r["id"] not in added]
+    if taken:
+        existing = {
+            (job.owner_id, job.idempotency_key): job
+            for job in (
+                Job(**row._mapping)
+                for row in executor.execute(
+                    select(*JOBS.c).where(
+                        tuple_(JOBS.c.owner_id, JOBS.c.idempotency_key).in_(taken)
+                    )
+                )
+            )
+        }
+        for i, r in enumerate(rows):
+            if r["id"] in added:
+                continue
+            job = existing.get((r["owner_id"], r["idempotency_key"]))
+            if job is None:  # jobs are never deleted: a bug
+                raise RuntimeError(
+                    f"idempotency key {r['idempotency_key']!r} conflicts with no row"
+                )
+            found[i] = (job, False)
+    return [(found[s][0], found[s][1] and n not in twins) for n, s in enumerate(slot)]
 
 
 def find_by_key(executor: Executor, owner_id: str, idempotency_key: str) -> Job | None:

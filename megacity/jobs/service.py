@@ -2,7 +2,9 @@
 
 With a Redis URL, a submitted job is committed to the jobs table and then published to
 its stream for `megacity worker` processes; without one, the in-process
-`EmbeddedWorker` runs it from the table.
+`EmbeddedWorker` runs it from the table. Concurrent submissions are group-committed
+(batch.py): those arriving while a write is in flight share the next INSERT, transaction
+and `publish_many`; each caller is still answered only once its row is committed.
 
 A publish that fails after the commit does not fail the submission: the job is durable
 and accepted, and the reconciler (chores.py, on the workers) publishes it again within
@@ -13,6 +15,7 @@ find it anyway.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from typing import TYPE_CHECKING, Any
@@ -25,12 +28,13 @@ from megacity.db import Database
 from megacity.db import jobs as repo
 from megacity.db.jobs import JobStatus, Priority
 from megacity.db.models import Job
+from megacity.jobs.batch import GroupCommit
 from megacity.jobs.chores import Chores, build_chores
 from megacity.jobs.embedded import EmbeddedWorker
 from megacity.jobs.handlers import KIND, Handlers
 from megacity.jobs.keys import Keys
 from megacity.jobs.queue import RedisQueue
-from megacity.jobs.runner import Policy, in_autocommit, in_tx
+from megacity.jobs.runner import Policy, in_tx
 
 if TYPE_CHECKING:
     from megacity.storage.base import ObjectStore
@@ -87,6 +91,7 @@ class JobService:
         self.max_attempts = max_attempts
         self.embedded = embedded
         self.chores = chores
+        self._group = GroupCommit(self._write, self._created)
 
     @classmethod
     def from_settings(
@@ -153,9 +158,7 @@ class JobService:
         job instead. Returns (job, created)."""
         if not KIND.match(kind):
             raise ValueError(f"invalid job kind {kind!r}")
-        job, created = await in_autocommit(
-            self.db,
-            repo.create_job,
+        new = repo.NewJob(
             kind=kind,
             payload=payload,
             owner_id=owner_id,
@@ -163,21 +166,33 @@ class JobService:
             idempotency_key=idempotency_key,
             max_attempts=max_attempts or self.max_attempts,
         )
-        if created:
-            if self.queue is not None:
-                await self._publish(job)
-            elif self.embedded is not None:
-                self.embedded.wake()
-        return job, created
+        return await self._group.submit(new)
 
-    async def _publish(self, job: Job) -> None:
+    async def _write(self, jobs: list[repo.NewJob]) -> list[tuple[Job, bool]]:
+        """One batch of submissions (batch.py): one INSERT, in one transaction."""
+
+        def work() -> list[tuple[Job, bool]]:
+            with self.db.engine.begin() as conn:
+                return repo.create_jobs(conn, jobs)
+
+        return await asyncio.to_thread(work)
+
+    async def _created(self, jobs: list[Job]) -> None:
+        """A batch's new jobs are committed: publish them (one round trip), or wake the
+        embedded worker."""
+        if self.queue is not None:
+            await self._publish(jobs)
+        elif self.embedded is not None:
+            self.embedded.wake()
+
+    async def _publish(self, jobs: list[Job]) -> None:
         assert self.queue is not None
         try:
-            await self.queue.publish(job.id, job.kind, Priority(job.priority))
-        except (RedisError, OSError) as exc:  # the row is committed: the reconciler has it
+            await self.queue.publish_many([(j.id, j.kind, Priority(j.priority)) for j in jobs])
+        except (RedisError, OSError) as exc:  # the rows are committed: the reconciler has them
             log.warning(
-                "job stored but not published; the reconciler will publish it",
-                extra={"job": job.id, "kind": job.kind, "error": str(exc)},
+                "jobs stored but not published; the reconciler will publish them",
+                extra={"jobs": [j.id for j in jobs][:20], "count": len(jobs), "error": str(exc)},
             )
 
     async def get(self, job_id: str, owner_id: str = "") -> Job | None:
