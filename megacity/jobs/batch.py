@@ -4,7 +4,8 @@ No added delay: the first submission in an idle service is written at once; thos
 arrive while a write is in flight wait for it and then go together, as the next batch
 (at most `max_batch`), in one transaction, followed by one `publish_many`. Each caller
 is answered only once its row is committed (and its message published), with its own
-(job, created); a batch whose write fails fails each of its callers with the exception.
+(job, created). When a batch's write fails, its submissions are written again one by
+one, so one bad submission (a value the database refuses) fails only its own caller.
 
 One batch is in flight at a time per event loop; a service used from a new event loop
 (tests running `asyncio.run` more than once) starts afresh there.
@@ -73,6 +74,10 @@ class GroupCommit:
         try:
             done = await self._write([new for new, _ in batch])
         except Exception as exc:
+            if len(batch) > 1:  # find the culprit: the others must not fail with it
+                for waiter in batch:
+                    await self._one([waiter])
+                return
             for _, answer in batch:
                 if not answer.done():
                     answer.set_exception(exc)
