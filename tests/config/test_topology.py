@@ -83,7 +83,8 @@ def test_example_llm_nodes_are_remote_and_urls_are_normalised(example: Topology)
         if node.engine is Engine.LLM:
             assert not node.in_process
             assert node.url.startswith("http://") and not node.url.endswith("/")
-    assert {n.name for n in example.nodes if n.in_process} == {"speech-local", "pose-local"}
+    in_process = {n.name for n in example.nodes if n.in_process}
+    assert in_process == {"speech-local", "pose-local", "image-local", "tts-local"}
 
 
 def test_example_models_tiers_and_active_versions(example: Topology) -> None:

@@ -139,13 +139,15 @@ def test_names_by_engine(registry: ModelRegistry) -> None:
         "qwen2.5-32b",
         "qwen2.5-72b",
     }
-    assert len(registry.names()) == 7
+    assert registry.names(Engine.IMAGE) == ["sdxl-turbo"]
+    assert registry.names(Engine.TTS) == ["mms-tts-kor"]
+    assert len(registry.names()) == 9
 
 
 def test_describe_shape(registry: ModelRegistry) -> None:
     registry.activate("seoul-medium-kr", "v2")
     described = {m["name"]: m for m in registry.describe()}
-    assert len(described) == 7
+    assert len(described) == 9
     seoul = described["seoul-medium-kr"]
     assert set(seoul) == {
         "name",
