@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -155,4 +156,31 @@ class Job(Base):
         Index(None, "status", "available_at"),  # claim: the next due job
         Index(None, "owner_id", "created_at"),  # one owner's jobs, newest first
         UniqueConstraint("owner_id", "idempotency_key"),  # a client retry finds its job
+    )
+
+
+class Feedback(Base):
+    """Whether an AI result was right, with the learner's coarse demographic buckets.
+
+    Rows feed the bias report (accuracy per group); the buckets are coarse on purpose
+    (an age band, not a birth date) and every one of them is optional.
+    """
+
+    __tablename__ = "feedback"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    result_id: Mapped[str] = mapped_column(String(ID_LENGTH))  # the job / answer judged
+    engine: Mapped[str | None] = mapped_column(String(32))  # llm, speech, pose, ...
+    zone: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    is_correct: Mapped[bool] = mapped_column(Boolean)
+    age_band: Mapped[str | None] = mapped_column(String(16))  # e.g. "13-15"
+    l1_language: Mapped[str | None] = mapped_column(String(16))  # first language, e.g. "ko"
+    region: Mapped[str | None] = mapped_column(String(64))
+    gender: Mapped[str | None] = mapped_column(String(16))
+    owner_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))  # who gave the feedback
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index(None, "created_at"),  # the report's time window
+        Index(None, "result_id"),  # feedback on one result
     )

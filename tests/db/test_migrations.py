@@ -18,12 +18,18 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(db_url: str) -> None:
     try:
         assert db.revision() is None
         first = db.upgrade()
-        assert (first.before, first.after, first.changed) == (None, "0002_jobs", True)
-        assert db.revision() == Database.head() == "0002_jobs"
+        assert (first.before, first.after, first.changed) == (None, "0003_feedback", True)
+        assert db.revision() == Database.head() == "0003_feedback"
         second = db.upgrade()
-        assert (second.before, second.after, second.changed) == ("0002_jobs",) * 2 + (False,)
+        assert (second.before, second.after, second.changed) == ("0003_feedback",) * 2 + (False,)
         tables = set(inspect(db.engine).get_table_names())
-        assert {"stored_objects", "dance_references", "alembic_version"} <= tables
+        assert {
+            "stored_objects",
+            "dance_references",
+            "jobs",
+            "feedback",
+            "alembic_version",
+        } <= tables
     finally:
         db.close()
 
@@ -70,7 +76,7 @@ def test_a_migration_failing_half_way_leaves_nothing(
         assert inspect(db.engine).get_table_names() == []
         assert db.revision() is None
         monkeypatch.setattr(Operations, "create_index", real)
-        assert db.upgrade().after == "0002_jobs"
+        assert db.upgrade().after == "0003_feedback"
     finally:
         db.close()
 
@@ -97,7 +103,7 @@ def test_replicas_upgrading_together_apply_the_migration_once(db_url: str) -> No
     for db in replicas:
         db.close()
     assert failures == []
-    assert sorted(results, key=repr) == [("0002_jobs",) * 2] * 3 + [(None, "0002_jobs")]
+    assert sorted(results, key=repr) == [("0003_feedback",) * 2] * 3 + [(None, "0003_feedback")]
 
 
 def test_a_held_migration_lock_times_out_with_a_clear_error(pg_url: str) -> None:
@@ -110,7 +116,7 @@ def test_a_held_migration_lock_times_out_with_a_clear_error(pg_url: str) -> None
                 db.upgrade(lock_timeout_s=0.3)
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPGRADE_LOCK})
             conn.commit()
-        assert db.upgrade().after == "0002_jobs"
+        assert db.upgrade().after == "0003_feedback"
         with db.engine.connect() as conn:  # the lock was released after the upgrade
             held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
             assert held.scalar() == 0
