@@ -11,16 +11,12 @@ they are an optional extra, and the router runs without them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import logging
 import math
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +24,7 @@ from typing import Any
 from PIL import Image
 
 from megacity.engines.errors import ModelUnavailable
-from megacity.engines.loading import FAILED_LOAD_RETRY_S, ModelSlot, SlotEngine
+from megacity.engines.loading import FAILED_LOAD_RETRY_S, SlotEngine
 from megacity.errors import BadRequest, UnprocessableEntity, UpstreamError
 
 log = logging.getLogger("megacity.image")
@@ -134,15 +130,9 @@ class ImageEngine(SlotEngine):
         self.config = config
         self.name = name
         self.checker = checker  # the seam for an image safety checker; None: none runs here
-        self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix=f"image-{name}")
-        self._counts = threading.Lock()
-        self._slot: ModelSlot[Any] = ModelSlot(
-            "image", config.model, self._build, self._unavailable, log=log
-        )
+        super().__init__("image", config.model, config.max_concurrency, f"image-{name}")
         self._device = "cpu"
         self._size_multiple = 8  # the VAE's scale factor once loaded (8 for Stable Diffusion)
-        self.running = 0
-        self.waiting = 0
 
     def check(self, request: ImageRequest) -> ImageRequest:
         """Validate a request against the limits; the copy has steps, seed and guidance filled in."""
@@ -209,37 +199,13 @@ class ImageEngine(SlotEngine):
             retry_after_s=int(FAILED_LOAD_RETRY_S),
         )
 
-    async def warm_up(self) -> None:
-        """Load the pipeline in a worker thread; failures are logged, not raised."""
-        with contextlib.suppress(ModelUnavailable):
-            await asyncio.get_running_loop().run_in_executor(self._pool, self.load)
-
     async def generate(
         self, request: ImageRequest, *, progress: Progress | None = None
     ) -> GeneratedImages:
         """Generate `n` images in a worker thread; `progress` is called from that thread."""
         request = self.check(request)  # bad input is refused before it waits in line
-        begun = threading.Event()
-
-        def run() -> GeneratedImages:
-            begun.set()
-            self._count(waiting=-1, running=1)
-            try:  # checked again: the loaded VAE may need a coarser size multiple than 8
-                return self._generate(self.load(), self.check(request), progress)
-            finally:
-                self._count(running=-1)
-
-        self._count(waiting=1)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, run)
-        finally:
-            if not begun.is_set():  # cancelled while still in line
-                self._count(waiting=-1)
-
-    def _count(self, *, waiting: int = 0, running: int = 0) -> None:
-        with self._counts:
-            self.waiting += waiting
-            self.running += running
+        # Checked again once loaded: the VAE may need a coarser size multiple than 8.
+        return await self._in_line(lambda pipe: self._generate(pipe, self.check(request), progress))
 
     def _generate(
         self, shared: Any, request: ImageRequest, progress: Progress | None
@@ -289,7 +255,7 @@ class ImageEngine(SlotEngine):
         )
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        super().close()
         self._slot.clear()
 
 

@@ -8,10 +8,13 @@ pay the load again, and its reason is what ``/health`` and ModelUnavailable repo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from megacity.engines.errors import ModelUnavailable
@@ -97,9 +100,22 @@ class ModelSlot(Generic[T]):
 
 
 class SlotEngine:
-    """What an engine built on a ModelSlot exposes to its node's /health and /metrics."""
+    """An engine built on a ModelSlot: its model, a worker pool, and the state its node's
+    /health and /metrics report (loaded, failure, requests running and waiting)."""
 
-    _slot: ModelSlot[Any]
+    def __init__(self, what: str, model: str, workers: int, thread_name: str) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=thread_name)
+        log = logging.getLogger(f"megacity.{what}")
+        self._slot: ModelSlot[Any] = ModelSlot(what, model, self._build, self._unavailable, log=log)
+        self._counts = threading.Lock()
+        self.running = 0
+        self.waiting = 0
+
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    def _unavailable(self, detail: str) -> ModelUnavailable:
+        raise NotImplementedError
 
     @property
     def loaded(self) -> bool:
@@ -117,3 +133,35 @@ class SlotEngine:
     def load(self) -> Any:
         """The model, loaded once (blocking: call from a worker thread); ModelUnavailable."""
         return self._slot.get()
+
+    async def warm_up(self) -> None:
+        """Load the model in a worker thread; failures are logged, not raised."""
+        with contextlib.suppress(ModelUnavailable):
+            await asyncio.get_running_loop().run_in_executor(self._pool, self.load)
+
+    async def _in_line(self, work: Callable[[Any], T]) -> T:
+        """`work(model)` in the worker pool, counted as waiting, then running."""
+        begun = threading.Event()
+
+        def run() -> T:
+            begun.set()
+            self._count(waiting=-1, running=1)
+            try:
+                return work(self.load())
+            finally:
+                self._count(running=-1)
+
+        self._count(waiting=1)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+        finally:
+            if not begun.is_set():  # cancelled while still in line
+                self._count(waiting=-1)
+
+    def _count(self, *, waiting: int = 0, running: int = 0) -> None:
+        with self._counts:
+            self.waiting += waiting
+            self.running += running
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -9,11 +9,7 @@ the same model instance.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,7 +18,7 @@ import numpy as np
 
 from megacity.engines.audio import SAMPLE_RATE
 from megacity.engines.errors import ModelUnavailable
-from megacity.engines.loading import FAILED_LOAD_RETRY_S, ModelSlot, SlotEngine
+from megacity.engines.loading import FAILED_LOAD_RETRY_S, SlotEngine
 
 log = logging.getLogger("megacity.speech")
 
@@ -228,12 +224,7 @@ class SpeechEngine(SlotEngine):
     def __init__(self, config: SpeechEngineConfig, name: str = "speech") -> None:
         self.config = config
         self.name = name
-        self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix=f"whisper-{name}")
-        self._slot: ModelSlot[Any] = ModelSlot(
-            "speech", config.model, self._build, self._unavailable, log=log
-        )
-        self.running = 0
-        self.waiting = 0
+        super().__init__("speech", config.model, config.workers, f"whisper-{name}")
 
     def _build(self) -> Any:
         import ctranslate2
@@ -260,30 +251,9 @@ class SpeechEngine(SlotEngine):
             retry_after_s=int(FAILED_LOAD_RETRY_S),
         )
 
-    async def warm_up(self) -> None:
-        """Load the model in a worker thread; failures are logged, not raised."""
-        with contextlib.suppress(ModelUnavailable):
-            await asyncio.get_running_loop().run_in_executor(self._pool, self.load)
-
     async def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
         """Transcribe 16 kHz mono float32 samples in a worker thread."""
-        begun = threading.Event()
-
-        def run() -> Transcript:
-            begun.set()
-            self.waiting -= 1
-            self.running += 1
-            try:
-                return self._transcribe(self.load(), audio, options)
-            finally:
-                self.running -= 1
-
-        self.waiting += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, run)
-        finally:
-            if not begun.is_set():  # cancelled while still in line
-                self.waiting -= 1
+        return await self._in_line(lambda model: self._transcribe(model, audio, options))
 
     def _transcribe(self, model: Any, audio: np.ndarray, options: TranscribeOptions) -> Transcript:
         cfg = self.config
@@ -303,9 +273,6 @@ class SpeechEngine(SlotEngine):
         segments = tuple(_segment(i, s, duration) for i, s in enumerate(segments_iter))
         text = "".join(s.text for s in segments).strip()
         return Transcript(text, str(info.language), round(duration, 3), segments)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _clamp(value: float, duration: float) -> float:

@@ -10,14 +10,10 @@ amplitude). VITS degrades on long inputs, so text is spoken sentence by sentence
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
-import threading
 import unicodedata
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from megacity.engines.errors import ModelUnavailable
-from megacity.engines.loading import FAILED_LOAD_RETRY_S, ModelSlot, SlotEngine, failure_detail
+from megacity.engines.loading import FAILED_LOAD_RETRY_S, SlotEngine, failure_detail
 from megacity.engines.tts_espeak import LANGUAGE_VOICES, Espeak, find_espeak
 from megacity.engines.tts_espeak import SAMPLE_RATE as ESPEAK_SAMPLE_RATE
 from megacity.engines.tts_vits import PROSODY_PRESETS, Vits
@@ -99,13 +95,8 @@ class TTSEngine(SlotEngine):
     def __init__(self, config: TTSEngineConfig, name: str = "tts") -> None:
         self.config = config
         self.name = name
-        self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix=f"tts-{name}")
-        self._slot: ModelSlot[Vits | Espeak] = ModelSlot(
-            "tts", config.model, self._build, self._unavailable, log=log
-        )
+        super().__init__("tts", config.model, config.max_concurrency, f"tts-{name}")
         self.degraded: str | None = None  # why the neural model is not used, when espeak serves
-        self.running = 0
-        self.waiting = 0
 
     @property
     def model_name(self) -> str:
@@ -143,11 +134,6 @@ class TTSEngine(SlotEngine):
             retry_after_s=int(FAILED_LOAD_RETRY_S),
         )
 
-    async def warm_up(self) -> None:
-        """Load in a worker thread; failures are logged, not raised."""
-        with contextlib.suppress(ModelUnavailable):
-            await asyncio.get_running_loop().run_in_executor(self._pool, self.load)
-
     async def synthesize(
         self,
         text: str,
@@ -159,25 +145,10 @@ class TTSEngine(SlotEngine):
     ) -> SpeechSynthesis:
         """Speak `text` in a worker thread; 4xx for bad input, 503 when nothing can speak."""
         clean = self._check(text, style, speed)
-        begun = threading.Event()
-
-        def run() -> SpeechSynthesis:
-            begun.set()
-            self.waiting -= 1
-            self.running += 1
-            try:
-                return self._synthesize(
-                    self.load(), clean, voice or self.config.voice, style, speed, seed
-                )
-            finally:
-                self.running -= 1
-
-        self.waiting += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, run)
-        finally:
-            if not begun.is_set():  # cancelled while still in line
-                self.waiting -= 1
+        chosen = voice or self.config.voice
+        return await self._in_line(
+            lambda backend: self._synthesize(backend, clean, chosen, style, speed, seed)
+        )
 
     def _check(self, text: str, style: str, speed: float) -> str:
         if len(text) > self.config.max_chars:
@@ -234,9 +205,6 @@ class TTSEngine(SlotEngine):
                 code="unknown_voice",
                 param="voice",
             )
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def clean_text(text: str) -> str:
