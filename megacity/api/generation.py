@@ -22,12 +22,14 @@ from starlette.responses import Response
 from megacity.api.context import read_json, routing_context, validate
 from megacity.api.generation_schemas import ImageGenerationBody, SpeechBody, ThumbnailBody, TTSBody
 from megacity.api.jobs import PREFIX as JOBS
-from megacity.api.jobs import accepted, job_service, owner_of
+from megacity.api.jobs import accepted, job_service, owner_of, submit
 from megacity.api.schemas import ERROR_RESPONSES
 from megacity.api.services import Services
 from megacity.config.topology import Engine
 from megacity.db.jobs import JobStatus, Priority
 from megacity.db.models import Job
+from megacity.engines.generation import SpeechRequest
+from megacity.engines.image import ImageRequest
 from megacity.engines.tts import STYLES
 from megacity.errors import (
     BadRequest,
@@ -128,12 +130,16 @@ def _begin(request: Request, engine: Engine) -> tuple[Services, RequestContext]:
 
 
 async def _submit_image(
-    request: Request, services: Services, ctx: RequestContext, model: str | None, image: Any
+    request: Request,
+    services: Services,
+    ctx: RequestContext,
+    model: str | None,
+    image: ImageRequest,
 ) -> Job:
     decision = services.generation.decide(Engine.IMAGE, ctx, model)
     request.scope["state"]["route"] = ("image", decision.model.name, "", decision.zone)
     payload = thumbnail_payload(ctx, decision.model.name, image)
-    return await _submit(request, THUMBNAIL, payload)
+    return await submit(request, THUMBNAIL, payload, priority=Priority.LOW)
 
 
 async def _submit_speech(
@@ -141,7 +147,7 @@ async def _submit_speech(
     services: Services,
     ctx: RequestContext,
     model: str | None,
-    speech: Any,
+    speech: SpeechRequest,
     field: str,
 ) -> Job:
     limit = services.settings.tts_max_chars
@@ -157,15 +163,8 @@ async def _submit_speech(
         )
     decision = services.generation.decide(Engine.TTS, ctx, model)
     request.scope["state"]["route"] = ("tts", decision.model.name, "", decision.zone)
-    return await _submit(request, TTS, tts_payload(ctx, decision.model.name, speech))
-
-
-async def _submit(request: Request, kind: str, payload: dict[str, Any]) -> Job:
-    key = request.headers.get("idempotency-key") or None
-    job, _ = await job_service(request).submit(
-        kind, payload, owner_id=owner_of(request), priority=Priority.LOW, idempotency_key=key
-    )
-    return job
+    payload = tts_payload(ctx, decision.model.name, speech)
+    return await submit(request, TTS, payload, priority=Priority.LOW)
 
 
 async def _finished(request: Request, services: Services, job: Job) -> dict[str, Any]:

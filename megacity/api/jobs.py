@@ -121,6 +121,19 @@ async def submit_job(
     max_attempts: int | None = None,
 ) -> Response:
     """Queue a job for the caller (honouring an Idempotency-Key header); the 202 answer."""
+    job = await submit(request, kind, payload, priority=priority, max_attempts=max_attempts)
+    return accepted(job)
+
+
+async def submit(
+    request: Request,
+    kind: str,
+    payload: Any,
+    *,
+    priority: Priority | str = Priority.NORMAL,
+    max_attempts: int | None = None,
+) -> Job:
+    """Queue a job for the caller, or find the one its Idempotency-Key header names."""
     key = request.headers.get("idempotency-key") or None
     if key is not None and not _IDEMPOTENCY_KEY.match(key):
         raise BadRequest(
@@ -134,7 +147,7 @@ async def submit_job(
         idempotency_key=key,
         max_attempts=max_attempts,
     )
-    return accepted(job)
+    return job
 
 
 def accepted(job: Job) -> Response:

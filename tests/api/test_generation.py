@@ -227,3 +227,14 @@ def test_the_openapi_document_describes_the_generation_bodies(http: httpx.Client
         ref = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert ref == {"$ref": f"#/components/schemas/{name}"}
         assert "properties" in spec["components"]["schemas"][name]
+
+
+def test_a_bad_idempotency_key_is_refused_before_anything_is_queued(http: httpx.Client) -> None:
+    for path, body in (
+        ("/api/v1/kzone/tts", {"text": "안녕"}),
+        ("/v1/images/generations", {"prompt": "x", "size": "256x256"}),
+    ):
+        headers = {**ALICE, "Idempotency-Key": "k" * 201}
+        answer = http.post(path, json=body, headers=headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "invalid_header"
