@@ -38,7 +38,7 @@ from megacity.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from megacity.pipelines.generation import THUMBNAIL, TTS, thumbnail_payload, tts_payload
+from megacity.pipelines.generation import THUMBNAIL, TTS, job_payload
 from megacity.routing.context import RequestContext
 
 router = APIRouter(tags=["generation"])
@@ -138,7 +138,7 @@ async def _submit_image(
 ) -> Job:
     decision = services.generation.decide(Engine.IMAGE, ctx, model)
     request.scope["state"]["route"] = ("image", decision.model.name, "", decision.zone)
-    payload = thumbnail_payload(ctx, decision.model.name, image)
+    payload = job_payload(ctx, decision.model.name, image)
     return await submit(request, THUMBNAIL, payload, priority=Priority.LOW)
 
 
@@ -163,7 +163,7 @@ async def _submit_speech(
         )
     decision = services.generation.decide(Engine.TTS, ctx, model)
     request.scope["state"]["route"] = ("tts", decision.model.name, "", decision.zone)
-    payload = tts_payload(ctx, decision.model.name, speech)
+    payload = job_payload(ctx, decision.model.name, speech)
     return await submit(request, TTS, payload, priority=Priority.LOW)
 
 

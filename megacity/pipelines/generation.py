@@ -30,15 +30,15 @@ from megacity.routing.context import RequestContext
 from megacity.routing.generation import GenerationGateway
 from megacity.storage import ObjectInfo, ObjectStore, keys
 
-M = TypeVar("M", bound=BaseModel)
 D = TypeVar("D")
 THUMBNAIL = "thumbnail"
 TTS = "tts"
 ANONYMOUS = "anonymous"  # the key segment of jobs submitted without a user id
 
 
-class _Caller(BaseModel):
-    """Who submitted the job and from where: the request context the job runs with."""
+class GenerationPayload(BaseModel):
+    """A generation job's payload: the model decided at submission, the engine request,
+    and who submitted it from where (the request context the job runs with)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,6 +46,8 @@ class _Caller(BaseModel):
     zone: str | None = None
     region: str | None = None
     user_id: str | None = None
+    model: str
+    request: dict[str, Any]
 
     def context(self) -> RequestContext:
         return RequestContext(
@@ -53,34 +55,18 @@ class _Caller(BaseModel):
         )
 
 
-class ThumbnailPayload(_Caller):
-    model: str
-    request: dict[str, Any]
-
-
-class TTSPayload(_Caller):
-    model: str
-    request: dict[str, Any]
-
-
-def caller(ctx: RequestContext) -> dict[str, Any]:
-    """The payload fields that carry `ctx` into the job (see `_Caller`)."""
-    return {
-        "request_id": ctx.request_id,
-        "zone": ctx.zone,
-        "region": ctx.region,
-        "user_id": ctx.user_id,
-    }
-
-
-def thumbnail_payload(ctx: RequestContext, model: str, request: ImageRequest) -> dict[str, Any]:
-    """The payload of a thumbnail job (JSON)."""
-    return {**caller(ctx), "model": model, "request": asdict(request)}
-
-
-def tts_payload(ctx: RequestContext, model: str, request: SpeechRequest) -> dict[str, Any]:
-    """The payload of a TTS job (JSON)."""
-    return {**caller(ctx), "model": model, "request": asdict(request)}
+def job_payload(
+    ctx: RequestContext, model: str, request: ImageRequest | SpeechRequest
+) -> dict[str, Any]:
+    """The JSON payload of a thumbnail (ImageRequest) or TTS (SpeechRequest) job."""
+    return GenerationPayload(
+        request_id=ctx.request_id,
+        zone=ctx.zone,
+        region=ctx.region,
+        user_id=ctx.user_id,
+        model=model,
+        request=asdict(request),
+    ).model_dump()
 
 
 class GenerationStudio:
@@ -98,7 +84,7 @@ class GenerationStudio:
 
     async def thumbnail(self, job: JobContext) -> dict[str, Any]:
         """Generate the job's images and store them as PNGs."""
-        payload = _parse(ThumbnailPayload, job.payload)
+        payload = _payload(job.payload)
         request = _build(ImageRequest, payload.request)
         ctx = payload.context()
         with _permanent_on_client_error():
@@ -128,7 +114,7 @@ class GenerationStudio:
 
     async def tts(self, job: JobContext) -> dict[str, Any]:
         """Synthesise the job's text and store the audio."""
-        payload = _parse(TTSPayload, job.payload)
+        payload = _payload(job.payload)
         request = _build(SpeechRequest, payload.request)
         with _permanent_on_client_error():
             made = await self._gateway.speech(
@@ -171,9 +157,9 @@ def _file(info: ObjectInfo) -> dict[str, Any]:
     }
 
 
-def _parse(model: type[M], payload: Any) -> M:
+def _payload(raw: Any) -> GenerationPayload:
     try:
-        return model.model_validate(payload)
+        return GenerationPayload.model_validate(raw)
     except ValidationError as exc:
         raise PermanentJobError(f"invalid job payload: {exc.errors()[0]['msg']}") from None
 
