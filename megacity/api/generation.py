@@ -20,7 +20,13 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from megacity.api.context import read_json, routing_context, validate
-from megacity.api.generation_schemas import ImageGenerationBody, SpeechBody, ThumbnailBody, TTSBody
+from megacity.api.generation_schemas import (
+    ImageGenerationBody,
+    SpeechBody,
+    ThumbnailBody,
+    TTSBody,
+    check_text_length,
+)
 from megacity.api.jobs import PREFIX as JOBS
 from megacity.api.jobs import accepted, job_service, owner_of, submit
 from megacity.api.schemas import ERROR_RESPONSES
@@ -34,7 +40,6 @@ from megacity.engines.tts import STYLES
 from megacity.errors import (
     BadRequest,
     MegaCityError,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -150,11 +155,7 @@ async def _submit_speech(
     speech: SpeechRequest,
     field: str,
 ) -> Job:
-    limit = services.settings.tts_max_chars
-    if len(speech.text) > limit:
-        raise PayloadTooLarge(
-            f"{field} is longer than {limit} characters", code="input_too_long", param=field
-        )
+    check_text_length(speech.text, services.settings.tts_max_chars, field)
     if speech.style not in STYLES:  # known here: refuse now rather than fail the job
         raise BadRequest(
             f"unknown style {speech.style!r}; use one of {', '.join(STYLES)}",

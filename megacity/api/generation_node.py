@@ -19,14 +19,14 @@ from starlette.responses import Response
 
 from megacity.api.context import read_json, validate
 from megacity.api.engine_node import engine_node_app
-from megacity.api.generation_schemas import ImageGenerationBody, SpeechBody
+from megacity.api.generation_schemas import ImageGenerationBody, SpeechBody, check_text_length
 from megacity.api.schemas import ERROR_RESPONSES
 from megacity.config.settings import Settings
 from megacity.engines.generation import render_images, render_speech, watermark_key
 from megacity.engines.generation_http import IMAGES_PATH, SPEECH_PATH, speech_headers
 from megacity.engines.image import ImageEngine, ImageEngineConfig
 from megacity.engines.tts import TTSEngine, TTSEngineConfig
-from megacity.errors import BadRequest, PayloadTooLarge
+from megacity.errors import BadRequest
 
 _MAX_BODY = 1024 * 1024
 
@@ -76,12 +76,7 @@ def create_tts_node(settings: Settings, config: TTSEngineConfig, name: str) -> F
     @app.post(SPEECH_PATH, responses=ERROR_RESPONSES, summary="Text to speech (OpenAI-compatible)")
     async def speech(request: Request) -> Response:
         body = validate(SpeechBody, await read_json(request, _MAX_BODY))
-        if len(body.input) > settings.tts_max_chars:
-            raise PayloadTooLarge(
-                f"input is longer than {settings.tts_max_chars} characters",
-                code="input_too_long",
-                param="input",
-            )
+        check_text_length(body.input, settings.tts_max_chars, "input")
         out = await render_speech(engine, body.speech_request(), watermark_key=key)
         return Response(out.audio, media_type=out.content_type, headers=speech_headers(out, name))
 

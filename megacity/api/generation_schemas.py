@@ -15,7 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from megacity.engines.generation import SpeechRequest
 from megacity.engines.image import ImageRequest
-from megacity.errors import BadRequest
+from megacity.errors import BadRequest, PayloadTooLarge
 
 MAX_PROMPT_CHARS = 4000
 MAX_SIDE = 2048
@@ -129,6 +129,14 @@ class SpeechBody(_SpeechOptions):
     def speech_request(self) -> SpeechRequest:
         return SpeechRequest(
             self.input, self.voice, self.style, self.speed, self.seed, self.response_format
+        )
+
+
+def check_text_length(text: str, limit: int, field: str) -> None:
+    """413 input_too_long when the text to speak is over `limit` characters."""
+    if len(text) > limit:
+        raise PayloadTooLarge(
+            f"{field} is longer than {limit} characters", code="input_too_long", param=field
         )
 
 
