@@ -122,10 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _image_args(p: argparse.ArgumentParser) -> None:
+def _node_args(p: argparse.ArgumentParser, kind: str, port: int) -> None:
+    """What every `megacity engine <kind>` takes: address, node name, lazy loading."""
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8103)
-    p.add_argument("--name", default="image", help="node name, reported in X-MegaCity-Node")
+    p.add_argument("--port", type=int, default=port)
+    p.add_argument("--name", default=kind, help="node name, reported in X-MegaCity-Node")
+    p.add_argument(
+        "--no-preload", action="store_true", help="load the model on first use, not at start"
+    )
+
+
+def _image_args(p: argparse.ArgumentParser) -> None:
+    _node_args(p, "image", 8103)
     p.add_argument(
         "--model",
         default=os.environ.get("MEGACITY_IMAGE_MODEL") or "stabilityai/sdxl-turbo",
@@ -135,15 +143,10 @@ def _image_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="auto: float16 on CUDA, float32 on CPU")
     p.add_argument("--steps", type=int, default=4, help="default num_inference_steps")
     p.add_argument("--max-concurrency", type=int, default=1, help="generations at once")
-    p.add_argument(
-        "--no-preload", action="store_true", help="load the model on first use, not at start"
-    )
 
 
 def _tts_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8104)
-    p.add_argument("--name", default="tts", help="node name, reported in X-MegaCity-Node")
+    _node_args(p, "tts", 8104)
     p.add_argument(
         "--model",
         default=os.environ.get("MEGACITY_TTS_MODEL") or "facebook/mms-tts-kor",
@@ -154,15 +157,10 @@ def _tts_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--voice", default="ko", help="default voice / language")
     p.add_argument("--no-fallback", action="store_true", help="fail instead of using espeak-ng")
     p.add_argument("--max-concurrency", type=int, default=1, help="syntheses at once")
-    p.add_argument(
-        "--no-preload", action="store_true", help="load the model on first use, not at start"
-    )
 
 
 def _speech_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8101)
-    p.add_argument("--name", default="speech", help="node name, reported in X-MegaCity-Node")
+    _node_args(p, "speech", 8101)
     p.add_argument(
         "--model",
         default=os.environ.get("MEGACITY_SPEECH_MODEL") or "small",
@@ -177,15 +175,10 @@ def _speech_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--temperature", type=float, default=None, help="one temperature (no fallback)")
     p.add_argument("--no-condition-on-previous-text", action="store_true")
-    p.add_argument(
-        "--no-preload", action="store_true", help="load the model on first use, not at start"
-    )
 
 
 def _pose_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8102)
-    p.add_argument("--name", default="pose", help="node name, reported in X-MegaCity-Node")
+    _node_args(p, "pose", 8102)
     p.add_argument(
         "--model",
         default=os.environ.get("MEGACITY_POSE_MODEL") or "pose_landmarker_full.task",
@@ -194,9 +187,6 @@ def _pose_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--fps", type=float, default=15.0, help="frames per second sampled")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per core)")
-    p.add_argument(
-        "--no-preload", action="store_true", help="load the model on first use, not at start"
-    )
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
