@@ -79,7 +79,7 @@ async def render_images(
     progress: Callable[[float], None] | None = None,
 ) -> ImageBatch:
     """Generate, then watermark each image and encode it as PNG (in a worker thread)."""
-    made = await engine.generate(engine.check(request), progress=progress)
+    made = await engine.generate(request, progress=progress)  # it checks the request
 
     def finish() -> tuple[ImageOutput, ...]:
         outputs = []
