@@ -184,3 +184,48 @@ class Feedback(Base):
         Index(None, "created_at"),  # the report's time window
         Index(None, "result_id"),  # feedback on one result
     )
+
+
+class ApiKey(Base):
+    """A service API key for backend-to-backend calls; only its SHA-256 digest is stored.
+
+    The key itself (``mk_<id>_<secret>``) is shown once, when it is created. ``scopes``
+    and ``zones`` are space-separated lists (``zones`` empty: every zone).
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the public part of the key
+    name: Mapped[str] = mapped_column(String(ID_LENGTH))  # which service holds it
+    digest: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the whole key
+    scopes: Mapped[str] = mapped_column(String(256))
+    zones: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class Consent(Base):
+    """A person's consent to have their voice or face synthesised (or cloned), revocable.
+
+    ``subject_id`` is the person whose voice/face it is; ``granted_by`` who gave the
+    consent (the subject, or a guardian for a minor); ``owner_id`` the platform user or
+    service that recorded it. ``scopes`` is a space-separated list of voice_clone,
+    voice_synthesis and face_synthesis.
+    """
+
+    __tablename__ = "consents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    subject_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    granted_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+    owner_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    scopes: Mapped[str] = mapped_column(String(256))
+    evidence: Mapped[str | None] = mapped_column(String(1024))  # e.g. the signed form's id
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+
+    __table_args__ = (Index(None, "subject_id"), Index(None, "owner_id", "created_at"))
