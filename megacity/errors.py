@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -124,3 +125,24 @@ def from_envelope(status: int, body: object) -> MegaCityError:
     exc.status = status
     exc.type = str(error.get("type") or "invalid_request_error")
     return exc
+
+
+class TooManyRequests(MegaCityError):
+    """A rate limit or a temporary abuse block; carries Retry-After (whole seconds)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float, **kwargs: Any) -> None:
+        seconds = max(1, math.ceil(retry_after_s)) if math.isfinite(retry_after_s) else 3600
+        headers = {"Retry-After": str(seconds), **kwargs.pop("headers", {})}
+        super().__init__(message, headers=headers, **kwargs)
+
+
+class ContentRejected(MegaCityError):
+    """The safety layer refused the text (prompt firewall, moderation, protected identity)."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "content_rejected"

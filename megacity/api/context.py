@@ -35,12 +35,21 @@ def _header(request: Request, name: str) -> str | None:
 
 
 def routing_context(request: Request) -> RequestContext:
-    """X-Zone, X-Locale, X-User-Id, X-Region and X-Prompt-Strategy as a RequestContext."""
+    """X-Zone, X-Locale, the user, X-Region and X-Prompt-Strategy as a RequestContext.
+
+    The user is the one authentication established (a token's subject, or the X-User-Id
+    a service API key acts for); only with auth off is a bare X-User-Id taken on trust.
+    """
+    user = request.scope.get("state", {}).get("user_id")
+    if user is not None and not _SAFE_VALUE.match(user):
+        raise BadRequest(
+            "the user id has an invalid value", code="invalid_header", param="X-User-Id"
+        )
     return RequestContext(
         request_id=request_id(request),
         zone=_header(request, "x-zone"),
         locale=_header(request, "x-locale"),
-        user_id=_header(request, "x-user-id"),
+        user_id=user if user is not None else _header(request, "x-user-id"),
         region=_header(request, "x-region"),
         strategy=_header(request, "x-prompt-strategy"),
     )
@@ -123,3 +132,13 @@ async def until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def user_key(request: Request) -> str:
+    """The keyed hash of the requesting user (what logs and limit buckets hold)."""
+    state = request.scope.setdefault("state", {})
+    key = state.get("user_key")
+    if key is None:
+        key = request.app.state.services.hasher(routing_context(request).user_id)
+        state["user_key"] = key
+    return str(key)

@@ -7,10 +7,12 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from megacity.config.limits import LimitsPolicy
 from megacity.config.retention import RetentionPolicy
 from megacity.config.topology import Topology, TopologyError, load_topology
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
+DEFAULT_PROTECTED_IDENTITIES = DEFAULT_TOPOLOGY.with_name("protected_identities.yaml")
 
 
 class Settings(BaseSettings):
@@ -120,6 +122,29 @@ class Settings(BaseSettings):
     jobs_reconcile_interval_s: float = Field(default=30.0, ge=0)  # re-publish lost jobs; 0: off
     retention_sweep_interval_s: float = Field(default=3600.0, ge=0)  # by a worker; 0: off
 
+    # Auth: bearer JWTs (ES256/RS256) signed by the keys of the regions this router
+    # trusts, kept in auth_keys_dir/<region>/<kid>.pub.pem (default: data_dir/keys), and
+    # service API keys. Off only for local development (`megacity demo`,
+    # MEGACITY_AUTH_ENABLED=false), with a loud warning in the log.
+    auth_enabled: bool = True
+    auth_keys_dir: Path | None = None
+    auth_trusted_regions: tuple[str, ...] | None = None  # default: the topology's regions
+    auth_reload_interval_s: float = Field(default=10.0, gt=0)  # re-read keys (rotation)
+    auth_leeway_s: float = Field(default=30.0, ge=0, le=300)  # clock skew on exp/nbf
+    auth_max_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    auth_api_key_cache_s: float = Field(default=30.0, ge=0)  # revocation delay, at most
+    # Rate limits and abuse detection (megacity/config/limits.py); MEGACITY_LIMITS as JSON.
+    # Buckets live in Redis with REDIS_URL (shared by every replica), else in memory.
+    limits: LimitsPolicy = Field(default_factory=LimitsPolicy)
+    # Safety: who may not be synthesised (voice or face), a custom moderator
+    # ("module:factory"), the key of the hashed user ids in logs, and whether prompts and
+    # transcripts are logged at all (PII-masked when they are). Replicas share user_hash_key
+    # so that hashed ids (logs, limit buckets) agree across them.
+    protected_identities_file: Path | None = DEFAULT_PROTECTED_IDENTITIES
+    moderator: str | None = None
+    user_hash_key: SecretStr | None = None  # HMAC of user ids; default: a key file in data_dir
+    log_prompts: bool = False
+
     topology: Topology | None = None  # set by load(); tests may pass one directly
 
     @classmethod
@@ -129,9 +154,18 @@ class Settings(BaseSettings):
             overrides["config"] = Path(config)
         base = cls(**overrides)  # type: ignore[arg-type]
         topo = base.topology or load_topology(base.config)
-        if base.region is not None and base.region not in {r.name for r in topo.regions}:
+        regions = {r.name for r in topo.regions}
+        if base.region is not None and base.region not in regions:
             raise TopologyError(f"MEGACITY_REGION: unknown region {base.region!r}")
+        unknown = sorted(set(base.auth_trusted_regions or ()) - regions)
+        if unknown:
+            raise TopologyError(f"MEGACITY_AUTH_TRUSTED_REGIONS: unknown region {unknown[0]!r}")
         return base.model_copy(update={"topology": topo})
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where the regions' signing/verification keys live (auth_keys_dir or data_dir/keys)."""
+        return self.auth_keys_dir or Path(self.data_dir) / "keys"
 
     @property
     def topo(self) -> Topology:

@@ -134,8 +134,25 @@ class TierPolicy(_Strict):
         return self
 
 
+class ZoneSafety(_Strict):
+    """A zone's safety policy for text on its way to and from the LLM.
+
+    pii: "mask" replaces phones, RRNs, emails, cards, accounts, addresses, names and IPs
+    with placeholders ([PHONE_1]) before a prompt leaves for the LLM; "allow" sends them.
+    restore_pii puts the originals back into the answer. firewall (prompt injection and
+    jailbreaks) and moderation (toxicity, self-harm): "block" refuses with a 4xx,
+    "flag" lets the request through and records it, "off" skips the check.
+    """
+
+    pii: Literal["mask", "allow"] = "mask"
+    restore_pii: bool = True
+    firewall: Literal["block", "flag", "off"] = "block"
+    moderation: Literal["block", "flag", "off"] = "block"
+
+
 class Zone(_Strict):
     description: str = ""
+    safety: ZoneSafety = ZoneSafety()
     engines: dict[Engine, Name] = Field(default_factory=dict)
     allowed_models: tuple[Name, ...] = ()
     default_locale: Locale = "en"

@@ -79,6 +79,13 @@ class Metrics:
             ["model", "from_node"],
             registry=self.registry,
         )
+        self._safety = Counter(
+            "megacity_safety_events",
+            "Safety decisions: check (auth, rate_limit, abuse, firewall, moderation, pii,"
+            " consent, identity) and outcome (refused, blocked, flagged, masked …)",
+            ["check", "outcome", "zone"],
+            registry=self.registry,
+        )
         self.registry.register(_NodeCollector(states))
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
 
@@ -99,6 +106,10 @@ class Metrics:
 
     def failover(self, model: str, from_node: str) -> None:
         self._failovers.labels(model, from_node).inc()
+
+    def safety_event(self, check: str, outcome: str, zone: str = "") -> None:
+        """Count one safety decision; never labelled by user (ids stay out of metrics)."""
+        self._safety.labels(check, outcome, zone).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
