@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import fields
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from megacity.auth.apikeys import (
 from megacity.auth.principal import InvalidCredentials, Principal
 from megacity.db import Database
 from megacity.db.models import ApiKey, utcnow
+from megacity.errors import ServiceUnavailable
 from tests.db.conftest import (  # noqa: F401  (fixtures)
     _clean_env,
     db,
@@ -180,3 +182,11 @@ def test_create_validates_its_input(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         create_api_key(database, name, scopes, zones)
+
+
+def test_an_unreachable_database_is_a_503_not_a_pass(tmp_path: Path) -> None:
+    unmigrated = Database(f"sqlite:///{tmp_path / 'empty.db'}")  # no api_keys table
+    with pytest.raises(ServiceUnavailable) as caught:
+        _verify(ApiKeyVerifier(unmigrated), "mk_000000000000_" + "A" * 43)
+    assert caught.value.status == 503 and caught.value.code == "auth_unavailable"
+    unmigrated.close()
