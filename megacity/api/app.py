@@ -12,7 +12,20 @@ from fastapi.responses import ORJSONResponse as _JSON
 from pydantic import BaseModel
 
 import megacity
-from megacity.api import admin, dance, errors, files, generation, jobs, openai, ops, speech, tutor
+from megacity.api import (
+    admin,
+    consent,
+    dance,
+    errors,
+    feedback,
+    files,
+    generation,
+    jobs,
+    openai,
+    ops,
+    speech,
+    tutor,
+)
 from megacity.api.middleware import RequestMiddleware
 from megacity.api.services import Services
 from megacity.config.settings import Settings
@@ -44,6 +57,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(generation.router)
     app.include_router(files.router)
     app.include_router(jobs.router)
+    app.include_router(feedback.router)
+    app.include_router(consent.router)
     app.include_router(tutor.build_router(services.strategies))
     app.include_router(admin.router)
     app.include_router(ops.router)
