@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
 import yaml
 
+from megacity.api.safety_schemas import DimensionView, EngineName, Scope
+from megacity.config.topology import Engine
+from megacity.db.consents import SCOPES
+from megacity.db.feedback import DIMENSIONS
 from megacity.safety.bias import two_proportion_test
 from megacity.testing import RouterProcess
 
@@ -223,3 +227,9 @@ def test_the_openapi_document_describes_the_routes(http: httpx.Client) -> None:
     assert body["additionalProperties"] is False and "is_correct" in body["required"]
     assert "201" in post["responses"] and "400" in post["responses"]
     assert "200" in paths[REPORT]["get"]["responses"]
+
+
+def test_the_schema_lists_agree_with_the_code() -> None:
+    assert get_args(EngineName) == tuple(engine.value for engine in Engine)
+    assert get_args(Scope) == SCOPES
+    assert get_args(DimensionView.model_fields["dimension"].annotation) == DIMENSIONS
