@@ -76,7 +76,9 @@ _SECRET_EN = (
     r"(?:system\s*prompt|system\s*message|system\s*instructions?|pre-?prompt|"
     r"(?:initial|original|hidden|secret|first|configuration|config|starting|developer)"
     r"\s*(?:prompt|instructions?|message|rules|directives|guidelines)|"
-    r"your\s*(?:instructions|prompt|rules|guidelines|directives|configuration))"
+    r"your\s*(?:instructions|prompt|rules|guidelines|directives|configuration)|"
+    r"(?:instructions|prompt|guidelines|rules|directives)\s*(?:that\s*)?you\s*(?:received|were\s*given|got|"
+    r"were\s*configured\s*with|were\s*trained\s*with|are\s*following))"
 )
 _SHOW_EN = (
     r"(?:repeat|print|show|reveal|display|output|tell|give|list|dump|copy|paste|quote|"
@@ -93,12 +95,12 @@ _KO_TARGET = (
     r"(?:지시(?:사항|문)?|규칙|명령(?:어|문)?|지침|설정|가이드라인|제약|룰|프롬프트|"
     r"(?:평가|채점)\s*기준|안전\s*규칙|instructions?|rules)"
 )
-_KO_WEAK_TARGET = r"(?:내용|것|말|대화)"
+_KO_WEAK_TARGET = r"(?:내용|것|말|대화|얘기|이야기)"
 _KO_OVR_VERB = (
     r"(?:무시(?:해(?:라|줘|\s*줘|요)?|하고|하세요|하십시오|하시오|하라(?!고)|할\s*것|하도록)|"
     r"잊(?:어(?!버렸|버린)(?:버려|라|줘)?|고|으세요|어버리고|어버려)|"
     r"따르지\s*(?:마|말고|말\s*것)|신경\s*쓰지\s*(?:마|말고)|무효|취소(?:한다|해|하고|된다)|"
-    r"없던\s*걸로|덮어\s*쓰|해제(?:하고|해|한다|해줘)|적용되지\s*않)"
+    r"없던\s*걸로|덮어\s*쓰|해제(?:하고|해|한다|해줘)|적용되지\s*않|상관\s*없)"
 )
 _KO_SECRET = (
     r"(?:시스템\s*(?:프롬프트|메시지|지침|지시|설정)|system\s*prompt|"
@@ -107,10 +109,11 @@ _KO_SECRET = (
     r"(?:처음에|대화\s*시작\s*전에|개발자가\s*(?:너에게|너한테|네게)?\s*준|"
     r"(?:너에게|너한테|네게)\s*(?:주어진|설정된)|네가\s*따르고\s*있는)\s*(?:받은\s*)?"
     r"(?:지시(?:문|사항)?|지침|프롬프트|명령어?(?:\s*목록)?|규칙들?|설정)|"
-    r"너의\s*(?:시스템\s*|초기\s*|원래\s*|설정\s*)?(?:프롬프트|설정|지시|지침|규칙))"
+    r"너의\s*(?:시스템\s*|초기\s*|원래\s*|설정\s*)?(?:프롬프트|설정|지시|지침|규칙)|"
+    r"(?:(?:대화\s*(?:시작\s*)?전에|사전에|미리|너에게|너한테|네게)\s*)?입력된\s*(?:프롬프트|지시|지침|명령어?|규칙))"
     r"(?:을|를|은|는|이|가|도|좀)?(?=\s|$|[.?!,]|보여|알려|출력)"
 )
-_KO_SHOW = r"(?:보여|알려|출력|말해|공개|읊어|복사|써\s*줘|다시\s*써|번역|누설|공유|적어)"
+_KO_SHOW = r"(?:보여|알려|출력|말해|공개|읊어|복사|써\s*줘|다시\s*써|번역|누설|공유|적어|나열|열거)"
 
 
 def _rule(
@@ -139,32 +142,39 @@ RULES: tuple[Rule, ...] = (
           rf"\b{_OVR_VERB}\W+{_W}{{0,4}}?{_PRIOR}\W+{_W}{{0,2}}?{_TARGET}\b"),
     _rule("override.verb_target", _O, 0.55, "ignor,disregard,forget,overrid,overwrit,bypass,skip,drop,discard,abandon,cancel,neglect,follow,mind,scratch,erase,delete,throw,aside",
           rf"\b{_OVR_VERB}\W+{_W}{{0,3}}?{_TARGET}\b"),
-    _rule("override.forget_told", _O, 0.8, "forget,ignor,disregard",
-          r"\b(?:forget|ignore|disregard)\s*(?:about\s*)?(?:everything|all|anything)\s*(?:that\s*)?"
+    _rule("override.forget_told", _O, 0.8, "ignor,disregard,forget,overrid,overwrit,bypass,skip,drop,discard,abandon,cancel,neglect,follow,mind,scratch,erase,delete,throw,aside",
+          rf"\b{_OVR_VERB}\s*(?:about\s*)?(?:everything|all|anything|whatever)\s*(?:that\s*)?"
           r"(?:you\s*(?:were|'ve\s*been|have\s*been|'re|are)\s*(?:told|taught|instructed|given)|"
           r"(?:said|written|stated)?\s*(?:above|before\s*this|so\s*far|until\s*now))"),
     _rule("override.disregard_above", _O, 0.75, "above,preceding,foregoing",
           r"\b(?:ignore|disregard|forget)\s*(?:the|everything|all)?\s*(?:above|preceding|foregoing)\b"
           r"(?!\s*(?:paragraph|sentence|line|example|passage|text|question|problem|word))"),
-    _rule("override.target_void", _O, 0.8, "void,null,cancel,revoked,deprecated,invalid,obsolete,suspended,lifted,longer",
-          rf"{_TARGET}\s*(?:are|is|were|have\s*been)\s*(?:now\s*)?(?:null|void|cancell?ed|revoked|"
-          r"deprecated|invalid|obsolete|suspended|lifted|no\s*longer\s*(?:valid|apply|in\s*effect))"),
+    _rule("override.target_void", _O, 0.8, "void,null,cancel,revoked,deprecated,invalid,obsolete,suspended,lifted,longer,deleted,removed,erased,wiped,irrelevant,matter,count",
+          rf"{_TARGET}\s*(?:[:：]|are|is|were|have\s*been)\s*(?:now\s*)?(?:null|void|cancell?ed|revoked|"
+          r"deprecated|invalid|obsolete|suspended|lifted|deleted|removed|erased|wiped|irrelevant|"
+          r"no\s*longer\s*(?:valid|apply|in\s*effect|matter|count))|"
+          rf"{_TARGET}\s*(?:no\s*longer|don'?t|do\s*not)\s*(?:matter|count|apply)\b"),
     _rule("override.no_longer_apply", _O, 0.6, "apply",
           r"\b(?:they|these|those|it)\s*(?:no\s*longer|don'?t|do\s*not)\s*apply\b"),
     _rule("override.new_rules", _O, 0.45, "new",
           r"\bnew\s*(?:instructions|rules|directives|system\s*prompt|task|policy)\s*[:：]"),
-    _rule("override.obey_me", _O, 0.45, "follow,obey,exactly,to me",
+    _rule("override.obey_me", _O, 0.45, "follow,obey,exactly,to me,from me",
           r"\b(?:only\s*(?:follow|obey|listen\s*to)\s*(?:me|my)|obey\s*(?:only\s*)?(?:me|my|the\s*following)|"
           r"do\s*exactly\s*(?:what|as)\s*i\s*say|you\s*(?:answer|listen|belong)\s*to\s*me\s*now|"
-          r"from\s*now\s*on,?\s*you\s*(?:only\s*)?(?:follow|obey))"),
+          r"from\s*now\s*on,?\s*you\s*(?:only\s*)?(?:follow|obey)|"
+          r"you\s*(?:now\s*)?(?:only\s*)?(?:take|follow|accept)\s*(?:orders|instructions|commands)\s*"
+          r"(?:only\s*)?from\s*me)"),
+    _rule("override.pretend_no_rules", _O, 0.7, "exist",
+          r"\bpretend\s*(?:that\s*)?(?:they|those|these|the\s*rules|your\s*rules|the\s*instructions)\s*"
+          r"(?:don'?t|do\s*not|never)\s*(?:exist|existed)\b"),
     _rule("override.note_to_ai", _O, 0.5, "note,message,instruction",
           r"\b(?:note|message|instructions?)\s*(?:to|for)\s*(?:the\s*)?(?:ai|assistant|grader|model|"
           r"chatbot|llm|language\s*model)\b"),
     # ---- instruction override, Korean
-    _rule("ko.override.prior_target_verb", _O, 0.85, "무시,잊,따르지,신경,무효,취소,없던,덮어,해제,적용되지",
+    _rule("ko.override.prior_target_verb", _O, 0.85, "무시,잊,따르지,신경,무효,취소,없던,덮어,해제,적용되지,상관",
           rf"{_KO_PRIOR}\s*\S{{0,4}}\s*(?:{_KO_TARGET}|{_KO_WEAK_TARGET})\S{{0,4}}(?:\s*\S+){{0,3}}?\s*{_KO_OVR_VERB}"),
-    _rule("ko.override.target_verb", _O, 0.55, "무시,잊,따르지,신경,무효,취소,없던,덮어,해제,적용되지",
-          rf"{_KO_TARGET}\S{{0,4}}(?:\s*\S+){{0,2}}?\s*{_KO_OVR_VERB}"),
+    _rule("ko.override.target_verb", _O, 0.55, "무시,잊,따르지,신경,무효,취소,없던,덮어,해제,적용되지,상관",
+          rf"{_KO_TARGET}\S{{0,4}}(?:\s*\S+){{0,3}}?\s*{_KO_OVR_VERB}"),
     _rule("ko.override.obey_me", _O, 0.45, "복종,시키는,하라는,말하는,내가",
           r"(?:내\s*(?:말|명령)(?:에|만|에만)\s*(?:복종|따라)|내가\s*(?:시키는|하라는|말하는)\s*"
           r"(?:대로|것만|규칙을\s*따라)|이제\s*내가\s*규칙)"),
@@ -172,9 +182,9 @@ RULES: tuple[Rule, ...] = (
           r"(?:ai|인공지능|챗봇|모델|채점자|채점\s*ai)\s*(?:에게|한테|께)\s*[:：]"),
     # ---- system-prompt extraction, English
     _rule("extract.show_secret", _X, 0.8, "prompt,instruction,system,configuration,config,directive,guideline,your rules,first message,secret rules,hidden rules",
-          rf"\b{_SHOW_EN}\b\W+(?:me\W+|us\W+)?{_W}{{0,4}}?{_SECRET_EN}\b"),
+          rf"\b{_SHOW_EN}\b\W+(?:me\W+|us\W+)?{_W}{{0,6}}?{_SECRET_EN}\b"),
     _rule("extract.what_were_your", _X, 0.75, "your",
-          r"\bwhat\s*(?:were|are|was|is)\s*your\s*(?:very\s*)?(?:initial\s*|original\s*|first\s*|"
+          r"\bwhat(?:'s|\s*were|\s*are|\s*was|\s*is)\s*(?:in\s*)?your\s*(?:very\s*)?(?:initial\s*|original\s*|first\s*|"
           r"system\s*|hidden\s*|secret\s*|exact\s*)*(?:instructions|prompt|rules|directives|"
           r"guidelines|system\s*prompt|orders)\b"),
     _rule("extract.were_you_given", _X, 0.75, "given,told,programmed",
@@ -207,6 +217,9 @@ RULES: tuple[Rule, ...] = (
     _rule("ko.extract.whats_yours", _X, 0.7, "뭐",
           r"(?:(?:너|네|너한테|너에게)\s*(?:주어진|받은)|숨겨진|비밀)\s*\S*\s*(?:지침|지시|프롬프트|규칙|명령)"
           r"\S*\s*(?:뭐야|뭔데|뭐였어|뭐지)"),
+    _rule("ko.extract.what_instructions", _X, 0.75, "받고,따르고,받았",
+          r"(?:어떤|무슨)\s*(?:지시|지침|명령|규칙|프롬프트)\S{0,2}\s*(?:받고\s*있|따르고\s*있|받았)"
+          rf"[^.?!\n]{{0,20}}?{_KO_SHOW}"),
     _rule("ko.extract.above_verbatim", _X, 0.75, "그대로,전부,모두",
           r"(?:위에\s*있는|위의|이\s*위의|앞의|앞에\s*있는)\s*(?:모든\s*)?(?:내용|텍스트|글|문장)\S{0,2}\s*"
           r"(?:전부|모두|그대로)\s*(?:다시\s*)?(?:써|출력|보여|복사|반복)"),
@@ -242,15 +255,19 @@ RULES: tuple[Rule, ...] = (
           r"(?:or\s*(?:moral|ethical)\s*)?(?:guidelines|rules|restrictions|filters|polic(?:y|ies)|"
           r"principles|constraints|boundaries)"),
     _rule("roleplay.has_no_rules", _R, 0.5, "restriction,rules,limit,filter,boundar,guideline",
-          r"\b(?:has|have|with)\s*no\s*(?:restrictions|rules|limits|filters|limitations|boundaries)\b|"
+          r"\b(?:has|have|with)\s*(?:no|zero)\s*(?:restrictions|rules|limits|filters|limitations|boundaries)\b|"
           r"\b(?:doesn'?t|does\s*not|never|don'?t)\s*(?:follow|obey|have)\s*any\s*(?:rules|restrictions|"
           r"guidelines|limits)"),
     _rule("roleplay.if_no_policy", _R, 0.6, "if you",
           r"\bif\s*you\s*(?:had|have|were\s*without)\s*no\s*(?:content\s*polic(?:y|ies)|rules|"
           r"restrictions|filters|guidelines|limits)"),
-    _rule("roleplay.restrictions_lifted", _R, 0.7, "lifted,removed,disabled,turned,deactivated",
-          r"\b(?:restrictions|rules|filters|limits|guidelines|safeguards)\s*(?:have\s*been|are|were)\s*"
-          r"(?:now\s*)?(?:lifted|removed|disabled|turned\s*off|deactivated)"),
+    _rule("roleplay.restrictions_lifted", _R, 0.7, "lifted,removed,disabled,turned,switched,deactivated,off",
+          r"\b(?:restrictions|rules|filters?|limits|guidelines|safeguards)\s*(?:have\s*been|has\s*been|are|were|is)\s*"
+          r"(?:now\s*)?(?:lifted|removed|disabled|turned\s*off|switched\s*off|deactivated|off)\b"),
+    _rule("roleplay.ai_that_ignores", _R, 0.8, "ignores,bypasses,breaks,has no,follow",
+          r"\b(?:ai|assistant|bot|model|chatbot)\s*(?:that|who|which)\s*(?:ignores|bypasses|breaks|has\s*no|"
+          r"doesn'?t\s*follow|never\s*follows)\s*(?:all\s*|any\s*)?(?:of\s*)?(?:its\s*|the\s*)?"
+          r"(?:safety|content|ethical)?\s*(?:rules|policies|guidelines|restrictions|filters)"),
     _rule("roleplay.jailbreak_word", _R, 0.5, "jailbr", r"\bjailbr(?:eak|oken)\b"),
     _rule("roleplay.stay_in_character", _R, 0.4, "character",
           r"\b(?:stay\s*in\s*character|(?:never|don'?t|do\s*not)\s*break\s*character)\b"),
@@ -268,6 +285,8 @@ RULES: tuple[Rule, ...] = (
     _rule("ko.roleplay.unrestricted_ai", _R, 0.8, "제한,제약,검열,필터,윤리,안전장치,규칙",
           r"(?:제한|제약|검열|필터|윤리\s*규정|안전장치|규칙)\S{0,2}\s*(?:없는|없이|꺼진|해제된|풀린|"
           r"되지\s*않는)\s*(?:ai|인공지능|챗봇|모드|버전|캐릭터|상태|봇)"),
+    _rule("ko.roleplay.filters_off", _R, 0.8, "끈,끄고,꺼진,해제",
+          r"(?:필터|검열|제한|안전장치|윤리)\S{0,2}\s*(?:끈|끄고|꺼진|해제한|해제된)\s*(?:상태|채로|버전|너)"),
     _rule("ko.roleplay.not_bound", _R, 0.75, "구애,얽매,상관하지,신경",
           r"(?:정책|규칙|제한|윤리|검열)(?:에|에도|도)?\s*(?:구애받지|얽매이지|상관하지|신경\s*쓰지)\s*않"),
     _rule("ko.roleplay.no_rules_at_all", _R, 0.75, "아무,어떤",

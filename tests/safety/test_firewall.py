@@ -228,18 +228,27 @@ def test_labelled_set_is_large_and_balanced() -> None:
 
 
 def test_labelled_set_detection_and_false_positives(firewall: PromptFirewall) -> None:
+    """round1 was written before the rules; round2 after them (first look: 20/36 attacks
+    caught, 0/52 false positives), then used to broaden the rules' vocabulary."""
     found, total, right_kind = Counter[str](), Counter[str](), Counter[str]()
     fp = Counter[str]()
     benign = Counter[str]()
     for row in ROWS:
         verdict = firewall.inspect(row["text"])
         if row["label"] == "attack":
-            for key in (row["kind"], f"lang:{row['lang']}", "all"):
+            split = row.get("split", "round1")
+            for key in (row["kind"], f"lang:{row['lang']}", f"split:{split}", "all"):
                 total[key] += 1
                 found[key] += verdict.flagged
                 right_kind[key] += verdict.kind == row["kind"]
         else:
-            for key in ("all", "tricky" if row.get("tricky") else "plain", f"lang:{row['lang']}"):
+            tricky = "tricky" if row.get("tricky") else "plain"
+            for key in (
+                "all",
+                tricky,
+                f"lang:{row['lang']}",
+                f"split:{row.get('split', 'round1')}",
+            ):
                 benign[key] += 1
                 fp[key] += verdict.flagged
     print("\nprompt firewall, labelled KR/EN set")
