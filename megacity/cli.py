@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from megacity.auth.commands import add_commands
+
 log = logging.getLogger("megacity.cli")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -119,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "--key", help="watermark key (default: $MEGACITY_WATERMARK_KEY or the public key)"
     )
     verify.set_defaults(func=_watermark_verify)
+    add_commands(sub)  # token issue, keys …, apikey … (megacity/auth/commands.py)
     return parser
 
 
@@ -391,7 +394,7 @@ def _watermark_verify(args: argparse.Namespace) -> int:
     """Print one line per file: marked or not, and the detector's score; exit 1 if any is not."""
     from megacity.config.settings import Settings
     from megacity.engines.generation import watermark_key
-    from megacity.safety import verify_file
+    from megacity.safety.watermark import verify_file
 
     key = args.key or watermark_key(Settings())
     unmarked = 0
@@ -527,6 +530,9 @@ def _engine_node(args: argparse.Namespace, kind: str, options: dict[str, object]
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # Local development: no tokens needed (the router says so loudly at start) unless
+    # MEGACITY_AUTH_ENABLED is set explicitly.
+    os.environ.setdefault("MEGACITY_AUTH_ENABLED", "false")
     settings = _load_settings(args)
     if settings is None:
         return 2

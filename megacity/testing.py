@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ class StandinConfig:
     waiting: float = 0.0  # reported as vllm:num_requests_waiting
     fail: str = "none"  # one of FAIL_MODES
     models: list[str] = field(default_factory=list)  # for /v1/models; empty → echo anything
+    echo: bool = False  # answer with the last user message (streamed 3 characters a chunk)
 
 
 @dataclass
@@ -109,27 +111,33 @@ class StandinLLM:
             if cfg.fail == "drop":
                 raise ConnectionAbortedError("stand-in drops the connection")
             chat = path.endswith("chat/completions")
+            echo = _last_user_text(body) if cfg.echo else None
             if body.get("stream"):
-                await self._stream(send, receive, model, chat)
+                await self._stream(send, receive, model, chat, echo)
             else:
-                await _json(send, 200, self._answer(model, chat))
+                await _json(send, 200, self._answer(model, chat, echo))
                 stats.completed += 1
         finally:
             stats.in_flight -= 1
 
-    async def _stream(self, send: Send, receive: Receive, model: str, chat: bool) -> None:
+    async def _stream(
+        self, send: Send, receive: Receive, model: str, chat: bool, echo: str | None
+    ) -> None:
         cfg = self.config
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+        pieces = None if echo is None else [echo[i : i + 3] for i in range(0, len(echo), 3)]
         try:
             await send(_start(200, b"text/event-stream"))
-            for i in range(cfg.chunks):
+            for i in range(cfg.chunks if pieces is None else len(pieces)):
                 if gone.is_set():
                     self.stats.cancelled += 1
                     return
                 if cfg.fail == "break_stream" and i == cfg.chunks // 2:
                     raise ConnectionAbortedError("stand-in breaks the stream")
                 piece = f"{cfg.name}:{i} " if i else f"[{cfg.name}] "
+                if pieces is not None:
+                    piece = pieces[i]
                 event = self._chunk(model, chat, piece, None)
                 await send({"type": "http.response.body", "body": event, "more_body": True})
                 if cfg.chunk_ms:
@@ -157,8 +165,8 @@ class StandinLLM:
         }
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
-    def _answer(self, model: str, chat: bool) -> dict[str, Any]:
-        text = f"[{self.config.name}] answer from {model}"
+    def _answer(self, model: str, chat: bool, echo: str | None = None) -> dict[str, Any]:
+        text = f"[{self.config.name}] answer from {model}" if echo is None else echo
         if chat:
             choice: dict[str, Any] = {
                 "index": 0,
@@ -193,6 +201,18 @@ class StandinLLM:
             "# TYPE vllm:gpu_cache_usage_perc gauge\n"
             f'vllm:gpu_cache_usage_perc{{model_name="any"}} {min(1.0, self.stats.in_flight / 100)}\n'
         )
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    """The last user message of a chat, or the prompt of a completion, as text."""
+    if "prompt" in body:
+        prompt = body["prompt"]
+        return prompt if isinstance(prompt, str) else " ".join(map(str, prompt))
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else orjson.dumps(content).decode()
+    return ""
 
 
 async def _client_left_within(receive: Receive, seconds: float) -> bool:
@@ -421,3 +441,50 @@ class TTSNodeProcess(EngineNodeProcess):
     """`megacity engine tts` in a child process."""
 
     kind = "tts"
+
+
+class AuthKit:
+    """A region's signing key in a folder of its own, and tokens it signs (for tests).
+
+    `env()` turns auth on in a router process trusting that folder; `headers()` gives
+    the Authorization header of a fresh token.
+    """
+
+    def __init__(self, keys_dir: Path, region: str) -> None:
+        from megacity.auth import KeySet, generate_key
+
+        self.keys_dir = Path(keys_dir)
+        self.region = region
+        self.kid = generate_key(self.keys_dir, region)
+        self.keys = KeySet(self.keys_dir, reload_interval_s=0.0)
+
+    def env(self, reload_interval_s: float = 0.2) -> dict[str, str]:
+        return {
+            "MEGACITY_AUTH_ENABLED": "true",
+            "MEGACITY_AUTH_KEYS_DIR": str(self.keys_dir),
+            "MEGACITY_AUTH_RELOAD_INTERVAL_S": str(reload_interval_s),
+        }
+
+    def token(
+        self,
+        subject: str = "learner-1",
+        *,
+        scopes: tuple[str, ...] = ("ai:use",),
+        zones: tuple[str, ...] | None = None,
+        ttl_s: int = 600,
+        region: str | None = None,
+    ) -> str:
+        from megacity.auth import issue_token
+
+        self.keys.reload()
+        return issue_token(
+            self.keys,
+            region or self.region,
+            subject=subject,
+            scopes=scopes,
+            zones=zones,
+            ttl_s=ttl_s,
+        )
+
+    def headers(self, subject: str = "learner-1", **kwargs: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(subject, **kwargs)}"}

@@ -38,6 +38,10 @@ async def activate(name: str, request: Request) -> dict[str, object]:
 
 
 def _require_admin(request: Request, services: Services) -> None:
+    """With auth on, the guard has already required ai:admin; off, the admin token decides."""
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is not None and principal.kind != "anonymous":
+        return
     token = services.settings.admin_token
     if token is None:
         raise Forbidden("model activation is disabled: no admin token is configured")

@@ -26,6 +26,8 @@ from megacity.api import (
     speech,
     tutor,
 )
+from megacity.api.auth import AuthMiddleware, jwks_router
+from megacity.api.limits import LimitMiddleware
 from megacity.api.middleware import RequestMiddleware
 from megacity.api.services import Services
 from megacity.config.settings import Settings
@@ -62,7 +64,24 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tutor.build_router(services.strategies))
     app.include_router(admin.router)
     app.include_router(ops.router)
+    app.include_router(jwks_router(services.auth_keys))
+    default_zone = services.topology.default_zone
     app.add_middleware(
+        LimitMiddleware,
+        limiter=services.limiter,
+        abuse=services.abuse,
+        policy=settings.limits,
+        hasher=services.hasher,
+        default_zone=default_zone,
+        metrics=services.metrics,
+    )
+    app.add_middleware(
+        AuthMiddleware,
+        authenticator=services.authenticator,
+        enabled=settings.auth_enabled,
+        default_zone=default_zone,
+    )
+    app.add_middleware(  # added last: the outermost, so refusals are timed and get an id
         RequestMiddleware, metrics=services.metrics, request_log=settings.request_log
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -29,13 +30,13 @@ from megacity.api.generation_schemas import (
 )
 from megacity.api.jobs import PREFIX as JOBS
 from megacity.api.jobs import accepted, job_service, owner_of, submit
+from megacity.api.safety import check_synthesis
 from megacity.api.schemas import ERROR_RESPONSES
 from megacity.api.services import Services
 from megacity.config.topology import Engine
 from megacity.db.jobs import JobStatus, Priority
 from megacity.db.models import Job
 from megacity.engines.generation import SpeechRequest
-from megacity.engines.image import ImageRequest
 from megacity.engines.tts import STYLES
 from megacity.errors import (
     BadRequest,
@@ -61,7 +62,7 @@ _POLL_S = (0.02, 0.05, 0.1, 0.2, 0.25)
 async def images_generations(request: Request) -> Response:
     services, ctx = _begin(request, Engine.IMAGE)
     body = validate(ImageGenerationBody, await read_json(request, services.settings.max_body_bytes))
-    job = await _submit_image(request, services, ctx, body.model, body.image_request())
+    job = await _submit_image(request, services, ctx, body)
     result = await _finished(request, services, job)
     images = result["images"]
     if body.response_format == "b64_json":
@@ -86,7 +87,7 @@ async def images_generations(request: Request) -> Response:
 async def audio_speech(request: Request) -> Response:
     services, ctx = _begin(request, Engine.TTS)
     body = validate(SpeechBody, await read_json(request, services.settings.max_body_bytes))
-    job = await _submit_speech(request, services, ctx, body.model, body.speech_request(), "input")
+    job = await _submit_speech(request, services, ctx, body, body.speech_request(), "input")
     result = await _finished(request, services, job)
     audio = result["audio"]
     data = await asyncio.to_thread(services.storage.get, audio["key"])
@@ -103,7 +104,7 @@ async def audio_speech(request: Request) -> Response:
 async def kzone_thumbnail(request: Request) -> Response:
     services, ctx = _begin(request, Engine.IMAGE)
     body = validate(ThumbnailBody, await read_json(request, services.settings.max_body_bytes))
-    return accepted(await _submit_image(request, services, ctx, body.model, body.image_request()))
+    return accepted(await _submit_image(request, services, ctx, body))
 
 
 @router.post(
@@ -116,7 +117,7 @@ async def kzone_tts(request: Request) -> Response:
     services, ctx = _begin(request, Engine.TTS)
     body = validate(TTSBody, await read_json(request, services.settings.max_body_bytes))
     return accepted(
-        await _submit_speech(request, services, ctx, body.model, body.speech_request(), "text")
+        await _submit_speech(request, services, ctx, body, body.speech_request(), "text")
     )
 
 
@@ -138,10 +139,27 @@ async def _submit_image(
     request: Request,
     services: Services,
     ctx: RequestContext,
-    model: str | None,
-    image: ImageRequest,
+    body: ImageGenerationBody | ThumbnailBody,
 ) -> Job:
-    decision = services.generation.decide(Engine.IMAGE, ctx, model)
+    image = body.image_request()
+    text = f"{image.prompt}\n{image.negative_prompt or ''}"
+    await check_synthesis(
+        request,
+        ctx,
+        kind="face",
+        text=text,
+        identity_text=image.prompt,
+        subject_id=body.subject_id,
+        consent_id=body.consent_id,
+    )
+    # The prompt is stored with the job: PII in it (a name, a phone number) is masked first.
+    image = replace(
+        image,
+        prompt=services.guard.masker.redact(image.prompt),
+        negative_prompt=image.negative_prompt
+        and services.guard.masker.redact(image.negative_prompt),
+    )
+    decision = services.generation.decide(Engine.IMAGE, ctx, body.model)
     request.scope["state"]["route"] = ("image", decision.model.name, "", decision.zone)
     payload = job_payload(ctx, decision.model.name, image)
     return await submit(request, THUMBNAIL, payload, priority=Priority.LOW)
@@ -151,11 +169,21 @@ async def _submit_speech(
     request: Request,
     services: Services,
     ctx: RequestContext,
-    model: str | None,
+    body: SpeechBody | TTSBody,
     speech: SpeechRequest,
     field: str,
 ) -> Job:
     check_text_length(speech.text, services.settings.tts_max_chars, field)
+    await check_synthesis(
+        request,
+        ctx,
+        kind="voice",
+        text=speech.text,
+        identity_text=" ".join(filter(None, (body.voice, getattr(body, "instructions", None)))),
+        subject_id=body.subject_id,
+        consent_id=body.consent_id,
+    )
+    model = body.model
     if speech.style not in STYLES:  # known here: refuse now rather than fail the job
         raise BadRequest(
             f"unknown style {speech.style!r}; use one of {', '.join(STYLES)}",

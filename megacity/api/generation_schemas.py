@@ -41,8 +41,21 @@ OPENAI_VOICES = frozenset(
 AudioFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]  # engines/audio_encode.py
 
 
+_SUBJECT = r"^[A-Za-z0-9._:@/-]{1,128}$"
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    # A real person's voice or face: the request must carry that person's consent record.
+    subject_id: str | None = Field(
+        default=None,
+        pattern=_SUBJECT,
+        description="the person whose voice/face is synthesised (needs consent_id)",
+    )
+    consent_id: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{32}$", description="the subject's consent record"
+    )
 
 
 class _ImageOptions(_Body):

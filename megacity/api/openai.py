@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from megacity.api.context import read_json, routing_context, until_disconnect, validate
 from megacity.api.responses import answer_response
+from megacity.api.safety import caller
 from megacity.api.schemas import (
     ERROR_RESPONSES,
     ChatCompletionRequest,
@@ -45,13 +46,18 @@ async def _route_llm(request: Request, schema: type[BaseModel], *, chat: bool) -
     ctx = routing_context(request)
     payload = await read_json(request, services.settings.max_body_bytes)
     validate(schema, payload)
+    guarded = await services.guard.before(caller(request, ctx), payload, chat=chat)
     route = services.llm.chat if chat else services.llm.complete
     work = route(ctx, payload, state["started"])
-    if payload.get("stream"):
-        answer = await work  # a stream notices the client leaving by itself
-    else:
-        answer = await until_disconnect(request, work)
-    return answer_response(request, answer)
+    try:
+        if payload.get("stream"):
+            answer = await work  # a stream notices the client leaving by itself
+        else:
+            answer = await until_disconnect(request, work)
+    except BaseException:
+        await services.guard.refund(guarded)
+        raise
+    return answer_response(request, await services.guard.after(guarded, answer))
 
 
 @router.get("/v1/models", response_model=ModelList, summary="Models and aliases")

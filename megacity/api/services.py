@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+from megacity.auth import ApiKeyVerifier, Authenticator, KeySet, TokenVerifier
 from megacity.config.settings import Settings
 from megacity.config.topology import Topology
 from megacity.db import Database, build_database
@@ -19,9 +21,11 @@ from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
 from megacity.engines.speech_http import SpeechHTTPClient
 from megacity.engines.tts import TTSEngine, TTSEngineConfig
 from megacity.jobs import JobService, default_handlers
+from megacity.observability.anonymize import UserHasher
 from megacity.observability.metrics import Metrics
 from megacity.pipelines.dance import DanceLab
 from megacity.pipelines.generation import GenerationStudio
+from megacity.pipelines.guard import LLMGuard
 from megacity.pipelines.voice import VoiceAnalyzer
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
@@ -33,7 +37,20 @@ from megacity.routing.pose import PoseGateway
 from megacity.routing.registry import ModelRegistry
 from megacity.routing.selector import ModelSelector
 from megacity.routing.speech import SpeechGateway
+from megacity.safety.abuse import (
+    AbuseDetector,
+    AbusePolicy,
+    MemoryAbuseDetector,
+    RedisAbuseDetector,
+)
+from megacity.safety.firewall import PromptFirewall
+from megacity.safety.identity import ProtectedIdentities
+from megacity.safety.moderation import load_moderator
+from megacity.safety.pii import PIIMasker
+from megacity.safety.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from megacity.storage import ObjectStore, build_object_store
+
+log = logging.getLogger("megacity.services")
 
 
 class Services:
@@ -136,8 +153,79 @@ class Services:
             settings, self.db, self.job_handlers, store=self.storage
         )
         self._warmups: list[asyncio.Task[None]] = []
+        self._safety(settings)
+
+    def _safety(self, settings: Settings) -> None:
+        """Auth, limits, abuse detection, the LLM guard and the protected identities."""
+        self.hasher = UserHasher.from_settings(settings)
+        self.auth_keys: KeySet | None = None
+        self.authenticator: Authenticator | None = None
+        if settings.auth_enabled:
+            trusted = settings.auth_trusted_regions or tuple(r.name for r in self.topology.regions)
+            self.auth_keys = KeySet(
+                settings.keys_dir,
+                trusted_regions=trusted,
+                reload_interval_s=settings.auth_reload_interval_s,
+            )
+            tokens = TokenVerifier(
+                self.auth_keys,
+                leeway_s=settings.auth_leeway_s,
+                max_ttl_s=settings.auth_max_token_ttl_s,
+            )
+            api_keys = ApiKeyVerifier(self.db, cache_s=settings.auth_api_key_cache_s)
+            self.authenticator = Authenticator(tokens, api_keys)
+        limits = settings.limits
+        self.limiter: RateLimiter | None = None
+        self.abuse: AbuseDetector | None = None
+        if limits.enabled:
+            policy = AbusePolicy(
+                burst_requests=limits.burst_requests,
+                burst_window_s=limits.burst_window_s,
+                repeat_prompts=limits.repeat_prompts,
+                repeat_window_s=limits.repeat_window_s,
+                firewall_hits=limits.firewall_hits,
+                firewall_window_s=limits.firewall_window_s,
+                block_s=limits.block_s,
+            )
+            if settings.redis_url:
+                self.limiter = RedisRateLimiter.from_url(
+                    settings.redis_url, fail_open=limits.fail_open
+                )
+                self.abuse = RedisAbuseDetector.from_url(settings.redis_url, policy)
+            else:
+                self.limiter = MemoryRateLimiter()
+                self.abuse = MemoryAbuseDetector(policy)
+        self.guard = LLMGuard(
+            firewall=PromptFirewall(),
+            moderator=load_moderator(settings.moderator),
+            masker=PIIMasker(),
+            limiter=self.limiter,
+            abuse=self.abuse,
+            limits=limits,
+            metrics=self.metrics,
+            log_prompts=settings.log_prompts,
+        )
+        path = settings.protected_identities_file
+        self.identities = ProtectedIdentities.load(path) if path is not None else None
+
+    def announce(self) -> None:
+        """Say loudly at start-up what is switched off that should not be in production."""
+        if not self.settings.auth_enabled:
+            log.warning(
+                "AUTH IS DISABLED (MEGACITY_AUTH_ENABLED=false): every request is served as "
+                "an anonymous admin and X-User-Id is taken on trust. Local development only."
+            )
+        elif self.auth_keys is not None and not self.auth_keys.loaded():
+            log.warning(
+                "auth is on but no region key was found in %s: only service API keys can "
+                "authenticate (create keys with `megacity keys generate --region R`)",
+                self.settings.keys_dir,
+            )
+        if not self.settings.limits.enabled:
+            log.warning("rate limits and abuse detection are disabled (MEGACITY_LIMITS)")
 
     async def start(self) -> None:
+        self.announce()
         if self.settings.db_auto_upgrade:
             await asyncio.to_thread(self.db.upgrade)
         await self.jobs.start()  # the embedded worker needs the jobs table
@@ -189,6 +277,10 @@ class Services:
             tts.close()
         await self.client.close()
         await self.jobs.stop()
+        if self.limiter is not None:
+            await self.limiter.close()
+        if self.abuse is not None:
+            await self.abuse.close()
         self.db.close()
 
 

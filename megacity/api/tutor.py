@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from megacity.api.context import read_json, routing_context, validate
+from megacity.api.context import read_json, routing_context, user_key, validate
 from megacity.api.responses import answer_response
 from megacity.api.schemas import ERROR_RESPONSES, TutorOptions
 from megacity.api.services import Services
+from megacity.pipelines.guard import Caller
 from megacity.prompts.library import Strategy, StrategyLibrary
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -53,7 +54,7 @@ def _handler(strategy: Strategy, model: type[BaseModel]) -> Handler:
         data = await read_json(request, services.settings.max_body_bytes)
         body = validate(model, data)
         values = body.model_dump(exclude_none=True)
-        _, zone = services.selector.zone(ctx)
+        zone_id, zone = services.selector.zone(ctx)
         locale = services.selector.locale(ctx, zone)
         payload: dict[str, Any] = {
             "model": values["model"],
@@ -65,10 +66,17 @@ def _handler(strategy: Strategy, model: type[BaseModel]) -> Handler:
         for key in ("max_tokens", "temperature"):
             if key in values:
                 payload[key] = values[key]
-        answer = await services.llm.chat(
-            ctx, payload, state["started"], tier_floor=strategy.tier_floor
+        guarded = await services.guard.before(
+            Caller(user_key(request), zone_id, zone.safety, locale), payload, chat=True
         )
-        response = answer_response(request, answer)
+        try:
+            answer = await services.llm.chat(
+                ctx, payload, state["started"], tier_floor=strategy.tier_floor
+            )
+        except BaseException:
+            await services.guard.refund(guarded)
+            raise
+        response = answer_response(request, await services.guard.after(guarded, answer))
         response.headers["X-MegaCity-Strategy"] = strategy.name
         return response
 

@@ -12,29 +12,10 @@ The abuse detector blocks a user for `block_s` after a burst (`burst_requests` w
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from megacity.config.topology import Engine
-
-_RATE = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|day)s?\s*$"
-)
-_UNIT_S = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600}
-_UNIT_S |= {"hour": 3600, "day": 86400}
-
-
-def parse_rate(text: str) -> tuple[float, float]:
-    """ "120/minute" → (120, 60.0): an amount per a number of seconds; ValueError otherwise."""
-    match = _RATE.match(text.lower())
-    if match is None:
-        raise ValueError(f"{text!r} is not a rate like '120/minute', '10/s' or '30/10s'")
-    amount = float(match[1])
-    seconds = float(match[2] or 1) * _UNIT_S[match[3]]
-    if amount <= 0 or seconds <= 0:
-        raise ValueError(f"{text!r}: amount and period must be positive")
-    return amount, seconds
+from megacity.safety.ratelimit import Rate
 
 
 class LimitsPolicy(BaseModel):
@@ -71,7 +52,7 @@ class LimitsPolicy(BaseModel):
     @classmethod
     def _rate(cls, value: str) -> str:
         if value:
-            parse_rate(value)
+            Rate.parse(value)
         return value
 
     @field_validator("engine_requests")
@@ -79,5 +60,5 @@ class LimitsPolicy(BaseModel):
     def _rates(cls, value: dict[Engine, str]) -> dict[Engine, str]:
         for rate in value.values():
             if rate:
-                parse_rate(rate)
+                Rate.parse(rate)
         return value

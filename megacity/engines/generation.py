@@ -16,7 +16,7 @@ from megacity.config.settings import Settings
 from megacity.engines.audio_encode import encode_audio
 from megacity.engines.image import ImageEngine, ImageRequest
 from megacity.engines.tts import TTSEngine
-from megacity.safety import DEFAULT_WATERMARK_KEY, watermark_audio, watermark_image
+from megacity.safety.watermark import DEFAULT_WATERMARK_KEY, watermark_audio, watermark_image
 
 
 def watermark_key(settings: Settings) -> str:

@@ -1,4 +1,4 @@
-"""Safety layer: every generated artefact carries a detectable, keyed watermark.
+"""Watermarks: every generated artefact carries a detectable, keyed watermark.
 
 Images get an invisible ``dwtDct`` mark plus "AI generated" PNG text chunks
 (``image_watermark``); audio gets a spread-spectrum mark (``audio_watermark``). Both

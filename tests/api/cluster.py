@@ -15,7 +15,11 @@ ADMIN_TOKEN = "test-admin-token"
 ALL_MODELS = ["kr-14b", "en-14b", "small-7b", "big-34b", "huge-70b"]
 
 # Router tuned for tests: fast probes, short timeouts, so failures show within a second.
+# These clusters test routing and engines: auth and rate limits are off here and have
+# their own end-to-end tests (tests/api/test_auth.py, test_limits.py) with them on.
 ROUTER_ENV = {
+    "MEGACITY_AUTH_ENABLED": "false",
+    "MEGACITY_LIMITS": '{"enabled": false}',
     "MEGACITY_ADMIN_TOKEN": ADMIN_TOKEN,
     "MEGACITY_HEALTH_INTERVAL_S": "0.2",
     "MEGACITY_HEALTH_TIMEOUT_S": "0.5",

@@ -20,7 +20,7 @@ from PIL import Image
 
 from megacity.db import Database
 from megacity.db.models import StoredObject
-from megacity.safety import verify_audio, verify_image
+from megacity.safety.watermark import verify_audio, verify_image
 from megacity.testing import RouterProcess
 from tests.api.generation_cluster import image_node, start_router, tts_node, wait_job
 

@@ -17,7 +17,7 @@ import pytest
 
 from megacity.jobs.keys import Keys
 from megacity.jobs.testing import WorkerProcess, redis_url_or_skip, unique_prefix, wipe
-from megacity.safety import verify_image
+from megacity.safety.watermark import verify_image
 from megacity.testing import ImageNodeProcess, TTSNodeProcess, free_port
 from tests.api.generation_cluster import (
     GENERATION_ENV,

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from scipy.signal import resample_poly
 
-from megacity.safety import verify_audio, verify_file, watermark_audio
 from megacity.safety.audio_watermark import PRESENT_Z, mark_snr_db
+from megacity.safety.watermark import verify_audio, verify_file, watermark_audio
 from megacity.testing import wav_bytes
 
 RATE = 22_050  # espeak-ng's

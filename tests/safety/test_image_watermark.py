@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from megacity.safety import DEFAULT_WATERMARK_KEY, verify_image, watermark_image
 from megacity.safety.image_watermark import IPTC_TRAINED_ALGORITHMIC_MEDIA, PRESENT_THRESHOLD
+from megacity.safety.watermark import DEFAULT_WATERMARK_KEY, verify_image, watermark_image
 
 
 def _astronaut() -> Image.Image:
