@@ -48,6 +48,10 @@ async def guarded_stream(
                 if data is None or data == b"[DONE]":
                     if data == b"[DONE]":
                         out.extend(state.flush_events())
+                        # The last pass comes before [DONE]: clients stop reading there.
+                        if moderate and state.unchecked() and await _cut(guard, guarded, state):
+                            yield state.filter_event() + _DONE  # this chunk is not sent
+                            return
                     out.append(event)
                     continue
                 rewritten, body = state.rewrite(event, data)
