@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 
 def pct(values: list[float], q: float) -> float:
@@ -38,3 +39,21 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+# Limits so high they never refuse: the bench measures what checking them costs.
+_NO_REFUSALS = (
+    '{"user_requests": "100000000/s", "zone_requests": "100000000/s",'
+    ' "engine_requests": {"llm": "100000000/s", "speech": "100000000/s"},'
+    ' "user_llm_tokens": "100000000000/s", "zone_llm_tokens": "100000000000/s",'
+    ' "burst_requests": 1000000000, "repeat_prompts": 1000000000}'
+)
+
+
+def secured_router_env(keys_dir: Path, region: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(env, headers): a router with auth and limits on, and a token's header for it."""
+    from megacity.testing import AuthKit
+
+    kit = AuthKit(keys_dir, region)
+    env = {**kit.env(reload_interval_s=10.0), "MEGACITY_LIMITS": _NO_REFUSALS}
+    return env, kit.headers("bench-user", ttl_s=3600)

@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import closed_loop, pct, table  # noqa: E402
+from common import closed_loop, pct, secured_router_env, table  # noqa: E402
 
 from megacity.config.topology import load_topology  # noqa: E402
 from megacity.routing import Balancer, ModelRegistry, ModelSelector, PromptInfo  # noqa: E402
@@ -33,6 +33,7 @@ from megacity.testing import RouterProcess, StandinProcess  # noqa: E402
 
 BODY = {"model": "bench-7b", "messages": [{"role": "user", "content": "What is a noun?"}]}
 HEADERS = {"Content-Type": "application/json", "X-Zone": "bench"}
+AUTH_OFF = {"MEGACITY_AUTH_ENABLED": "false"}  # start-up time only: no request is sent
 
 
 def _topology(url: str) -> dict[str, object]:
@@ -63,7 +64,9 @@ class Run:
     ttft50: float = 0.0  # ms, streams only
 
 
-async def _load(url: str, concurrency: int, total: int, stream: bool) -> Run:
+async def _load(
+    url: str, concurrency: int, total: int, stream: bool, headers: dict[str, str]
+) -> Run:
     body = orjson.dumps({**BODY, "stream": stream})
     latencies: list[float] = []
     ttfts: list[float] = []
@@ -72,7 +75,7 @@ async def _load(url: str, concurrency: int, total: int, stream: bool) -> Run:
 
         async def one() -> None:
             t0 = time.perf_counter()
-            async with session.post(url, data=body, headers=HEADERS) as resp:
+            async with session.post(url, data=body, headers=headers) as resp:
                 if resp.status != 200:
                     raise RuntimeError(f"HTTP {resp.status}: {await resp.text()}")
                 if stream:
@@ -99,7 +102,7 @@ async def _load(url: str, concurrency: int, total: int, stream: bool) -> Run:
 def _startup_seconds(config: str, runs: int = 3) -> float:
     times = []
     for _ in range(runs):
-        router = RouterProcess(config, env={"MEGACITY_REQUEST_LOG": "false"})
+        router = RouterProcess(config, env={"MEGACITY_REQUEST_LOG": "false", **AUTH_OFF})
         t0 = time.perf_counter()
         router.start(timeout_s=30)
         times.append(time.perf_counter() - t0)
@@ -138,10 +141,14 @@ def main() -> None:
         standin = StandinProcess("standin").start()
         config = Path(tmp) / "bench.yaml"
         config.write_text(yaml.safe_dump(_topology(standin.url)))
-        router = RouterProcess(str(config), env={"MEGACITY_HEALTH_INTERVAL_S": "1"}).start()
+        # Auth and limits on, as in production: their cost is part of the router's.
+        env, auth = secured_router_env(Path(tmp) / "keys", "local")
+        router = RouterProcess(str(config), env={**env, "MEGACITY_HEALTH_INTERVAL_S": "1"})
+        router.start()
+        headers = {**HEADERS, **auth}
         try:
-            _gateway(standin, router, scale)
-            _chunks(standin, router, scale)
+            _gateway(standin, router, scale, headers)
+            _chunks(standin, router, scale, headers)
         finally:
             router.stop()
             standin.stop()
@@ -162,15 +169,19 @@ def main() -> None:
     print("+~20 ms TTFT, 1.2 ms per streamed chunk, 13 s start-up.")
 
 
-def _gateway(standin: StandinProcess, router: RouterProcess, scale: float) -> None:
+def _gateway(
+    standin: StandinProcess, router: RouterProcess, scale: float, headers: dict[str, str]
+) -> None:
     rows = []
     for stream in (False, True):
         for concurrency, total in ((1, 2000), (16, 8000), (64, 8000)):
             n = max(200, int(total * scale))
             direct = asyncio.run(
-                _load(f"{standin.url}/v1/chat/completions", concurrency, n, stream)
+                _load(f"{standin.url}/v1/chat/completions", concurrency, n, stream, HEADERS)
             )
-            routed = asyncio.run(_load(f"{router.url}/v1/chat/completions", concurrency, n, stream))
+            routed = asyncio.run(
+                _load(f"{router.url}/v1/chat/completions", concurrency, n, stream, headers)
+            )
             added = routed.p50 - direct.p50
             row = [
                 "stream" if stream else "json",
@@ -203,12 +214,14 @@ def _gateway(standin: StandinProcess, router: RouterProcess, scale: float) -> No
     )
 
 
-def _chunks(standin: StandinProcess, router: RouterProcess, scale: float) -> None:
+def _chunks(
+    standin: StandinProcess, router: RouterProcess, scale: float, headers: dict[str, str]
+) -> None:
     chunks, n = 200, max(20, int(100 * scale))
     standin.configure(chunks=chunks, chunk_ms=1)
     try:
-        direct = asyncio.run(_load(f"{standin.url}/v1/chat/completions", 1, n, True))
-        routed = asyncio.run(_load(f"{router.url}/v1/chat/completions", 1, n, True))
+        direct = asyncio.run(_load(f"{standin.url}/v1/chat/completions", 1, n, True, HEADERS))
+        routed = asyncio.run(_load(f"{router.url}/v1/chat/completions", 1, n, True, headers))
     finally:
         standin.configure(chunks=8, chunk_ms=0)
     per_chunk = (routed.p50 - direct.p50) / (chunks + 1)

@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import closed_loop, pct, table  # noqa: E402
+from common import closed_loop, pct, secured_router_env, table  # noqa: E402
 
 from megacity.engines.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from megacity.engines.speech import (  # noqa: E402
@@ -143,16 +143,16 @@ async def _post_many(
     return total / elapsed, statistics.median(latencies), pct(latencies, 0.99)
 
 
-def _router(router: RouterProcess, wav: bytes, scale: float) -> None:
+def _router(router: RouterProcess, wav: bytes, scale: float, auth: dict[str, str]) -> None:
     def transcription() -> dict[str, object]:
         form = aiohttp.FormData()
         form.add_field("file", wav, filename="clip.wav", content_type="audio/wav")
         form.add_field("model", "whisper-1")
         form.add_field("language", "en")
-        return {"data": form}
+        return {"data": form, "headers": auth}
 
     body = orjson.dumps(SCORE_BODY)
-    score_request = {"data": body, "headers": {"Content-Type": "application/json"}}
+    score_request = {"data": body, "headers": {"Content-Type": "application/json", **auth}}
     rows = []
     n = max(10, int(40 * scale))
     rps, p50, p99 = asyncio.run(
@@ -223,12 +223,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "speech.yaml"
         config.write_text(yaml.safe_dump(_topology()), encoding="utf-8")
-        router = RouterProcess(str(config), env={"MEGACITY_REQUEST_LOG": "false"})
+        env, auth = secured_router_env(Path(tmp) / "keys", "local")
+        router = RouterProcess(str(config), env={**env, "MEGACITY_REQUEST_LOG": "false"})
         t0 = time.perf_counter()
         router.start(timeout_s=30)
         startup = time.perf_counter() - t0
         try:
-            _router(router, wav, scale)
+            _router(router, wav, scale, auth)
         finally:
             router.stop()
     print(f"\nrouter start-up with an in-process speech node (lazy model load): {startup:.2f} s")

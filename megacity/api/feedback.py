@@ -2,7 +2,8 @@
 
 * ``POST /api/v1/ai/feedback`` — whether a result was right, with the learner's coarse,
   optional buckets (age band, first language, region, gender); the zone is the
-  request's (X-Zone, else the default), the owner the requesting user.
+  request's (X-Zone, else the default), the owner the requesting user's keyed hash
+  (the report needs no identity, so none is stored).
 * ``GET /api/v1/ai/bias-report`` — accuracy per group of each bucket, each group tested
   against the rest (see megacity.safety.bias for the rule that flags a disparity).
   ``since``/``until`` are ISO-8601 datetimes, read as UTC when they carry no offset;
@@ -21,7 +22,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from megacity.api.context import read_json, routing_context, validate
+from megacity.api.context import read_json, routing_context, user_key, validate
 from megacity.api.safety_schemas import (
     ZONE_ID,
     BiasReport,
@@ -58,10 +59,11 @@ async def post_feedback(request: Request) -> Response:
     zone_id, _ = services.selector.zone(ctx)
     request.scope["state"]["route"] = ("safety", "feedback", "", zone_id)
     body = validate(FeedbackCreate, await read_json(request, MAX_BODY))
+    owner = user_key(request) if ctx.user_id else None
 
     def store() -> dict[str, Any]:
         with services.db.session() as session:
-            row = record_feedback(session, **body.model_dump(), zone=zone_id, owner_id=ctx.user_id)
+            row = record_feedback(session, **body.model_dump(), zone=zone_id, owner_id=owner)
             return {"id": row.id, "result_id": row.result_id, "created_at": row.created_at}
 
     return _json(await asyncio.to_thread(store), 201)

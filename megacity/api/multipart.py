@@ -76,7 +76,7 @@ def parse_form(body: bytes, boundary: bytes) -> Form:
 
     def on_header_end() -> None:
         name = b"".join(header_field).decode("latin-1").lower()
-        parts[-1].headers[name] = b"".join(header_value).decode("utf-8", "replace")
+        parts[-1].headers[name] = b"".join(header_value).decode("latin-1")  # bytes kept as-is
         header_field.clear()
         header_value.clear()
 

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import redis as sync_redis
 
@@ -19,7 +19,6 @@ from megacity.db import Database
 from megacity.db import jobs as repo
 from megacity.db.jobs import TERMINAL
 from megacity.db.models import Job
-from megacity.jobs.keys import Keys
 
 REDIS_URL = os.environ.get("MEGACITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -45,8 +44,12 @@ def unique_prefix() -> str:
     return f"megacity:test:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def wipe(url: str, keys: Keys) -> int:
-    """Delete every key under `keys.prefix`; how many."""
+class _KeySpace(Protocol):
+    def pattern(self) -> str: ...
+
+
+def wipe(url: str, keys: _KeySpace) -> int:
+    """Delete every key matching `keys.pattern()` (the queue's, the limiter's …); how many."""
     client = sync_redis.Redis.from_url(url)
     try:
         names = list(client.scan_iter(match=keys.pattern(), count=500))

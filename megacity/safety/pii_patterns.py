@@ -196,9 +196,13 @@ def iban_ok(candidate: str) -> bool:
 
 
 def ip_ok(candidate: str) -> bool:
-    """Whether the candidate parses as an IPv4 or IPv6 address."""
+    """Whether the candidate is an IPv4/IPv6 address that can point at a person.
+
+    Loopback and unspecified addresses (127.0.0.1, ::1, 0.0.0.0) identify nobody, and
+    masking them would hide a server's own bind address from its operators.
+    """
     try:
-        ipaddress.ip_address(candidate)
+        address = ipaddress.ip_address(candidate)
     except ValueError:
         return False
-    return True
+    return not (address.is_loopback or address.is_unspecified)

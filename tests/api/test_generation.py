@@ -132,7 +132,7 @@ def test_openai_speech_is_watermarked_audio(client: openai.OpenAI) -> None:
 def test_kzone_thumbnail_job_from_202_to_stored_pictures(
     http: httpx.Client, router: tuple[RouterProcess, Path]
 ) -> None:
-    body = {"prompt": "BTS-style dance practice room", "width": 256, "height": 256, "n": 2}
+    body = {"prompt": "K-pop dance practice room", "width": 256, "height": 256, "n": 2}
     sent = http.post("/api/v1/kzone/generate/thumbnail", json=body, headers=ALICE)
     assert sent.status_code == 202, sent.text
     assert sent.headers["location"] == sent.json()["status_url"]

@@ -37,15 +37,6 @@ EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}  # per oper
 ABSENT_ENGINE = {502, 503, 504}  # what a route of an unreachable engine may answer
 ENGINE_PATHS = ("/v1/audio/", "/v1/images/", "/api/v1/kzone/")  # non-LLM engines
 DEAD_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
-# Known, reported, not fixed here (megacity/api/multipart.py is not this test's to edit):
-# a multipart header that is not Latin-1 (a Korean upload filename, a field name) is
-# decoded as UTF-8 and handed to python-multipart's parse_options_header, which encodes
-# it back as Latin-1 and raises. The fix: decode the header bytes as Latin-1 there.
-MULTIPART_BUG = (
-    "megacity/api/multipart.py parse_form.on_header_end decodes part headers as UTF-8; "
-    "parse_options_header re-encodes them as Latin-1 -> UnicodeEncodeError -> 500"
-)
-MULTIPART_CRASH = "UnicodeEncodeError at python_multipart/multipart.py"
 
 
 @dataclass(frozen=True)
@@ -135,10 +126,6 @@ def _reaches_engine(operation: APIOperation) -> bool:
     return operation.path.startswith(ENGINE_PATHS)
 
 
-def _multipart(operation: APIOperation) -> bool:
-    return any(body.media_type == "multipart/form-data" for body in operation.body)
-
-
 def _run_operation(
     operation: APIOperation, mode: GenerationMode, router: Router, tally: Tally
 ) -> None:
@@ -197,17 +184,11 @@ def test_no_server_errors_and_one_error_envelope(router: Router) -> None:
     assert set(tally.cases) == {op.label for op in operations}  # every operation was called
 
     crashes = _crashes(router.process.output())
-    multipart = {op.label for op in operations if _multipart(op)}
-    known = [f for f in tally.failures if f.status == 500 and f.operation in multipart]
-    others = [f for f in tally.failures if f not in known]
     report = "\n".join(f"{f.operation} -> {f.status}: {f.detail}" for f in tally.failures)
-    assert not others, f"{report}\nrouter tracebacks: {dict(crashes)}"
-    assert set(crashes) <= {MULTIPART_CRASH}, dict(crashes)
-    if known:
-        pytest.xfail(f"{MULTIPART_BUG} ({', '.join(sorted(f.operation for f in known))})")
+    assert not tally.failures, f"{report}\nrouter tracebacks: {dict(crashes)}"
+    assert not crashes, dict(crashes)
 
 
-@pytest.mark.xfail(reason=MULTIPART_BUG, strict=True)
 def test_a_korean_upload_filename_is_no_server_error(router: Router) -> None:
     files = {"file": ("녹음.wav", b"RIFF0000WAVE", "audio/wav")}
     resp = httpx.post(

@@ -13,7 +13,7 @@ import pytest
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from megacity.jobs.testing import redis_url_or_skip, unique_prefix
+from megacity.jobs.testing import redis_url_or_skip, unique_prefix, wipe
 from megacity.safety.abuse import (
     AbuseDetector,
     AbusePolicy,
@@ -65,16 +65,6 @@ class Space:
             await asyncio.sleep(seconds)
 
 
-def _wipe(url: str, keys: AbuseKeys) -> None:
-    client = sync_redis.Redis.from_url(url)
-    try:
-        names = list(client.scan_iter(match=keys.pattern(), count=500))
-        if names:
-            client.delete(*names)
-    finally:
-        client.close()
-
-
 @pytest.fixture(params=["memory", "redis"])
 def space(request: pytest.FixtureRequest) -> Iterator[Space]:
     if request.param == "memory":
@@ -85,7 +75,7 @@ def space(request: pytest.FixtureRequest) -> Iterator[Space]:
     try:
         yield space
     finally:
-        _wipe(url, space.keys)
+        wipe(url, space.keys)
 
 
 def _closed_port() -> int:
@@ -269,7 +259,7 @@ def test_redis_keys_expire_and_hold_no_prompt_text() -> None:
     try:
         asyncio.run(run())
     finally:
-        _wipe(url, keys)
+        wipe(url, keys)
 
 
 def test_redis_down_fails_open_for_detection_and_raises_for_admin(

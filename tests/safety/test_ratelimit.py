@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-import redis as sync_redis
 from redis.asyncio import Redis
 
-from megacity.jobs.testing import redis_url_or_skip, unique_prefix
+from megacity.jobs.testing import redis_url_or_skip, unique_prefix, wipe
 from megacity.safety.limits_keys import LimitKeys
 from megacity.safety.ratelimit import (
     LIMITER_UNAVAILABLE,
@@ -59,16 +58,6 @@ class Space:
         return 1e-9 if self.kind == "memory" else 0.03
 
 
-def _wipe(url: str, keys: LimitKeys) -> None:
-    client = sync_redis.Redis.from_url(url)
-    try:
-        names = list(client.scan_iter(match=keys.pattern(), count=500))
-        if names:
-            client.delete(*names)
-    finally:
-        client.close()
-
-
 @pytest.fixture(params=["memory", "redis"])
 def space(request: pytest.FixtureRequest) -> Iterator[Space]:
     if request.param == "memory":
@@ -79,7 +68,7 @@ def space(request: pytest.FixtureRequest) -> Iterator[Space]:
     try:
         yield space
     finally:
-        _wipe(url, space.keys)
+        wipe(url, space.keys)
 
 
 def _closed_port() -> int:
@@ -308,7 +297,7 @@ def test_redis_buckets_expire_when_they_would_be_full() -> None:
     try:
         asyncio.run(run())
     finally:
-        _wipe(url, keys)
+        wipe(url, keys)
 
 
 def test_memory_forgets_full_buckets_and_keeps_at_most_max_keys() -> None:
