@@ -62,7 +62,9 @@ bench: $(STAMP)
 	$(PY) bench/scoring_dtw.py
 	$(PY) bench/pose_extract.py --quick
 	$(PY) bench/dance_analyze.py
-	$(PY) bench/queue.py
+	$(PY) bench/job_queue.py
+	$(PY) bench/ratelimit.py
+	$(PY) bench/pii.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,10 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-# bench/queue.py would shadow the standard library's queue, which redis imports: move this
-# folder (sys.path[0] when run as a script) behind the standard library.
-HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p != HERE] + [HERE]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 

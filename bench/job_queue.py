@@ -5,31 +5,25 @@ Prints jobs/s (from the first submission until every job is done) and the enqueu
 latency p50/p99 (ours: INSERT + commit in PostgreSQL, group-committed with the submissions
 in flight alongside (jobs/batch.py), then XADD; arq: one Redis call).
 Needs Redis at 127.0.0.1:6379 and PostgreSQL at 127.0.0.1:5432 (or
-MEGACITY_TEST_POSTGRES_URL). Usage: python bench/queue.py [--jobs N]
+MEGACITY_TEST_POSTGRES_URL). Usage: python bench/job_queue.py [--jobs N]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import multiprocessing
+import os
+import secrets
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-# This file is named queue.py, like the standard library module redis imports: move its
-# folder (sys.path[0] when run as a script) behind the standard library.
-HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p != HERE] + [HERE]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import secrets  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-import psycopg  # noqa: E402
-import redis as sync_redis  # noqa: E402
-from psycopg import sql  # noqa: E402
+import psycopg
+import redis as sync_redis
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
