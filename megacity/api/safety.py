@@ -12,7 +12,7 @@ from megacity.api.context import user_key
 from megacity.db import Database
 from megacity.db.consents import require_consent
 from megacity.errors import BadRequest, Forbidden
-from megacity.pipelines.guard import Caller, moderation_error
+from megacity.pipelines.guard import Caller
 from megacity.routing.context import RequestContext
 
 log = logging.getLogger("megacity.safety")
@@ -45,16 +45,7 @@ async def check_synthesis(
     """
     services = request.app.state.services
     call = caller(request, ctx)
-    guard = services.guard
-    if call.policy.moderation != "off":
-        result = await guard.moderator.moderate(text, direction="input")
-        if result.flagged:
-            blocked = call.policy.moderation == "block"
-            services.metrics.safety_event(
-                "moderation", "blocked" if blocked else "flagged", call.zone
-            )
-            if blocked:
-                raise moderation_error(result, call.locale)
+    await services.guard.moderate_input(call, text)
     identities = services.identities
     match = identities.match(identity_text, kind) if identities is not None else None
     if match is not None:

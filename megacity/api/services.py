@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -178,15 +179,9 @@ class Services:
         self.limiter: RateLimiter | None = None
         self.abuse: AbuseDetector | None = None
         if limits.enabled:
-            policy = AbusePolicy(
-                burst_requests=limits.burst_requests,
-                burst_window_s=limits.burst_window_s,
-                repeat_prompts=limits.repeat_prompts,
-                repeat_window_s=limits.repeat_window_s,
-                firewall_hits=limits.firewall_hits,
-                firewall_window_s=limits.firewall_window_s,
-                block_s=limits.block_s,
-            )
+            # The abuse thresholds are the LimitsPolicy fields of the same names.
+            names = [f.name for f in dataclasses.fields(AbusePolicy)]
+            policy = AbusePolicy(**limits.model_dump(include=set(names)))
             if settings.redis_url:
                 self.limiter = RedisRateLimiter.from_url(
                     settings.redis_url, fail_open=limits.fail_open

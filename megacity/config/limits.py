@@ -5,9 +5,10 @@ second. Requests are counted per user, per zone and per engine; LLM tokens (prom
 estimate + max_tokens, settled with the usage the engine reports) per user and per zone.
 Override any field with MEGACITY_LIMITS as JSON, e.g. '{"user_requests": "30/minute"}'.
 
-The abuse detector blocks a user for `block_s` after a burst (`burst_requests` within
-`burst_window_s`), the same prompt `repeat_prompts` times within `repeat_window_s`, or
-`firewall_hits` prompt-firewall hits within `firewall_window_s`; it records why.
+The abuse detector blocks a user for `block_s` after a burst (more than `burst_requests`
+within `burst_window_s`), the same prompt more than `repeat_prompts` times within
+`repeat_window_s`, or more than `firewall_hits` prompt-firewall hits within
+`firewall_window_s`; it records why.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ line carries the keyed hash of the user, the rule ids and the categories.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,13 +23,14 @@ from megacity.config.limits import LimitsPolicy
 from megacity.config.topology import ZoneSafety
 from megacity.errors import ContentRejected, TooManyRequests
 from megacity.observability.metrics import Metrics
-from megacity.pipelines.guard_stream import guarded_stream, moderated_text
+from megacity.pipelines.guard_stream import content_slot, guarded_stream, moderated_text
 from megacity.routing.classifier import estimate_tokens
 from megacity.routing.dispatch import Answer
 from megacity.safety.abuse import AbuseDetector, Block
 from megacity.safety.firewall import PromptFirewall
 from megacity.safety.moderation import HELP_RESOURCES, Category, ModerationResult, Moderator
 from megacity.safety.pii import PIIMasker
+from megacity.safety.pii import restore as restore_pii
 from megacity.safety.ratelimit import Bucket, Rate, RateLimiter
 
 log = logging.getLogger("megacity.safety")
@@ -92,7 +94,7 @@ class LLMGuard:
         prompt = "\n".join(texts)
         await self._abuse(caller, prompt)
         await self._firewall(caller, payload["messages"] if chat else None, prompt)
-        await self._moderate_input(caller, prompt)
+        await self.moderate_input(caller, prompt)
         if self.log_prompts:  # opt-in (MEGACITY_LOG_PROMPTS), and masked even then
             log.info(
                 "prompt",
@@ -141,20 +143,15 @@ class LLMGuard:
         for choice in body.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
-            holder, key = _content_slot(choice)
+            holder, key = content_slot(choice)
             if holder is None or not isinstance(holder.get(key), str):
                 continue
-            text = self._restore(holder[key], restore)
+            text = restore_pii(holder[key], restore) if restore else holder[key]
             holder[key] = text
             if moderate and (await self.output_flagged(guarded, text)):
                 holder[key] = ""
                 choice["finish_reason"] = "content_filter"
         return body
-
-    def _restore(self, text: str, mapping: dict[str, str]) -> str:
-        from megacity.safety.pii import restore
-
-        return restore(text, mapping) if mapping else text
 
     async def output_flagged(self, guarded: Guarded, text: str) -> bool:
         """Moderate an answer's text; True when the zone blocks it (the caller cuts it)."""
@@ -231,7 +228,8 @@ class LLMGuard:
                 reason=kind,
             )
 
-    async def _moderate_input(self, caller: Caller, prompt: str) -> None:
+    async def moderate_input(self, caller: Caller, prompt: str) -> None:
+        """Moderate text on its way in under the zone's policy; raises when it blocks."""
         mode = caller.policy.moderation
         if mode == "off":
             return
@@ -298,8 +296,6 @@ class LLMGuard:
 
 def blocked_error(block: Block) -> TooManyRequests:
     """429 for a temporarily blocked user, saying why and until when (Retry-After)."""
-    import time
-
     return TooManyRequests(
         f"temporarily blocked ({block.reason.value}: {block.detail}); retry later",
         retry_after_s=max(1.0, block.until - time.time()),
@@ -328,15 +324,6 @@ def moderation_error(result: ModerationResult, locale: str) -> ContentRejected:
 
 def _categories(result: ModerationResult) -> dict[str, Any]:
     return {"categories": [c.value for c in result.categories], "rules": list(result.reasons)}
-
-
-def _content_slot(choice: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """Where a choice keeps its text: message.content (chat), delta.content, or text."""
-    for name in ("message", "delta"):
-        part = choice.get(name)
-        if isinstance(part, dict):
-            return part, "content"
-    return choice, "text"
 
 
 def _chat_texts(messages: Sequence[Any]) -> list[str]:

@@ -102,7 +102,7 @@ class _StreamState:
                 continue
             index = choice.get("index", 0)
             index = index if isinstance(index, int) else 0
-            holder, key = _slot(choice)
+            holder, key = content_slot(choice)
             self.chat = key == "content"
             text = holder.get(key) if holder is not None else None
             if holder is None or not isinstance(text, str) or not text:
@@ -165,8 +165,10 @@ def _data(event: bytes) -> bytes | None:
     return line[5:].strip()
 
 
-def _slot(choice: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    delta = choice.get("delta")
-    if isinstance(delta, dict):
-        return delta, "content"
+def content_slot(choice: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """Where a choice keeps its text: message.content (chat), delta.content, or text."""
+    for name in ("message", "delta"):
+        part = choice.get(name)
+        if isinstance(part, dict):
+            return part, "content"
     return choice, "text"
