@@ -427,7 +427,9 @@ def test_unloadable_model_starts_fast_then_503_naming_the_setting(tmp_path: Path
         tmp_path, [speech_node("speech-local", "local")], env={"MEGACITY_SPEECH_MODEL": "small"}
     )
     try:
-        assert time.monotonic() - started < 5
+        # The model loads on first use, so start-up never waits on a hub that cannot be
+        # reached (minutes of retries); the bound is generous for a busy machine.
+        assert time.monotonic() - started < 30
         with httpx.Client(base_url=router.url, timeout=30) as h:
             r = h.post(TRANSCRIBE, files={"file": ("a.wav", shared_wav("en1"))})
             error = _envelope(r, 503, "model_unavailable")
