@@ -7,6 +7,8 @@ missing tool fails the tests under CI=true and skips them otherwise, saying how 
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 import os
 import subprocess
@@ -28,6 +30,11 @@ RELEASE = "megacity"
 def chart_values(name: str) -> dict[str, Any]:
     """The values a release renders with: the chart's values.yaml, then values-<name>.yaml
     (none for "default"), merged by deploy/helm/render.py as `helm -f` merges them."""
+    return copy.deepcopy(_chart_values(name))
+
+
+@functools.cache
+def _chart_values(name: str) -> dict[str, Any]:
     spec = importlib.util.spec_from_file_location("megacity_chart_render", RENDER)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -52,9 +59,16 @@ def require_tool(name: str) -> Path:
     return path
 
 
-def run_tool(args: list[str | Path], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_tool(
+    args: list[str | Path], timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
 
 
