@@ -142,7 +142,7 @@ def heatmap_layout(heat: PartTimeErrors, *, title: str | None = None) -> Heatmap
     """Where ``heatmap_png`` puts each cell and time; also maps a tap on the image to a time."""
     errors = _check_heat(heat)
     bins = errors.shape[1]
-    labels = [_part_label(p) for p in heat.parts] + ([_MOVES_LABEL] if heat.ratings else [])
+    labels = [_part_label(p) for p in heat.parts] + ([_moves_label()] if heat.ratings else [])
     label_w = max(load_font(22).getlength(label) for label in labels)
     plot_x = _MARGIN + math.ceil(label_w) + 12
     plot_max = HEATMAP_MAX_WIDTH - plot_x - _MARGIN
@@ -162,7 +162,8 @@ def heatmap_layout(heat: PartTimeErrors, *, title: str | None = None) -> Heatmap
                          start, group * heat.bin_s, start + bins * heat.bin_s, moves_y)  # fmt: skip
 
 
-_MOVES_LABEL = bilingual("moves", "동작")
+def _moves_label() -> str:
+    return bilingual("moves", "동작")
 
 
 def _part_label(part: str) -> str:
@@ -286,7 +287,7 @@ def _draw_moves(
             )
     draw.text(
         (_MARGIN, lay.moves_y + MOVES_ROW_H // 2),
-        _MOVES_LABEL,
+        _moves_label(),
         font=load_font(22),
         fill=INK,
         anchor="lm",
