@@ -16,11 +16,13 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from megacity.scoring.contour import PitchTrack, TimedWord
+from megacity.scoring.pitch import Phrase
 
 Voice = Literal["speech", "singing"]
 RANGES_HZ: dict[str, tuple[float, float]] = {"speech": (65.0, 600.0), "singing": (65.0, 1100.0)}
@@ -99,14 +101,19 @@ def _mfcc(frames: np.ndarray, sample_rate: int) -> np.ndarray:
 # ---- storage: a track (and the words said in it) as one .npz --------------------------
 
 
-def track_to_npz(track: PitchTrack, words: list[TimedWord] | None = None) -> bytes:
-    """A pitch track and optional word timings as compressed ``.npz`` bytes."""
+def track_to_npz(
+    track: PitchTrack,
+    words: Sequence[TimedWord] = (),
+    phrases: Sequence[Phrase] = (),
+) -> bytes:
+    """A pitch track, word timings and phrases (lyric lines) as compressed ``.npz`` bytes."""
     arrays: dict[str, Any] = {
         "version": np.array(FORMAT_VERSION),
         "times": track.times.astype(np.float64),
         "f0_hz": track.f0_hz.astype(np.float32),
         "energy_db": track.energy_db.astype(np.float32),
-        "words": np.array(json.dumps([[w.text, w.start_s, w.end_s] for w in words or []])),
+        "words": np.array(json.dumps([[w.text, w.start_s, w.end_s] for w in words])),
+        "phrases": np.array(json.dumps([[p.start_s, p.end_s, p.text] for p in phrases])),
     }
     if track.mfcc is not None:
         arrays["mfcc"] = track.mfcc.astype(np.float32)
@@ -115,7 +122,7 @@ def track_to_npz(track: PitchTrack, words: list[TimedWord] | None = None) -> byt
     return buf.getvalue()
 
 
-def track_from_npz(data: bytes) -> tuple[PitchTrack, list[TimedWord]]:
+def track_from_npz(data: bytes) -> tuple[PitchTrack, list[TimedWord], list[Phrase]]:
     """Read what ``track_to_npz`` wrote (ValueError for anything else)."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
@@ -131,6 +138,10 @@ def track_from_npz(data: bytes) -> tuple[PitchTrack, list[TimedWord]]:
             words = [
                 TimedWord(str(t), float(s), float(e)) for t, s, e in json.loads(str(z["words"]))
             ]
+            phrases = [
+                Phrase(float(s), float(e), None if t is None else str(t))
+                for s, e, t in json.loads(str(z["phrases"]))
+            ]
     except (OSError, KeyError, ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise ValueError(f"not a stored pitch track: {exc}") from None
-    return track, words
+    return track, words, phrases

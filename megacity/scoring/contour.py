@@ -14,7 +14,8 @@ neither bend nor stretch the path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
 
 import numpy as np
 
@@ -222,3 +223,16 @@ def align(
     radius = max(band_fraction * len(y), band_min_s / reference.hop_s)
     path = dtw(x, y, radius=max(1, round(radius))).path + np.array([a0, r0])
     return Alignment(path)
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, mappings and sequences as plain JSON values; floats rounded to 3 decimals."""
+    if isinstance(value, float | np.floating):
+        return round(float(value), 3)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -26,12 +26,12 @@ frames matched to it:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .contour import Alignment, PitchTrack, align, runs
+from .contour import Alignment, PitchTrack, align, jsonable, runs
 from .contour import semitones as _semitones
 from .prosody_feedback import Line, singing_feedback
 
@@ -125,18 +125,8 @@ class SingingResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain values (floats rounded to 3 decimals)."""
-        out: dict[str, Any] = _plain(self)
+        out: dict[str, Any] = jsonable(self)
         return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float | np.floating):
-        return round(float(value), 3)
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def phrases_from_rests(reference: PitchTrack) -> tuple[Phrase, ...]:

@@ -7,6 +7,7 @@ import pytest
 
 from megacity.engines.pitch import extract_pitch, track_from_npz, track_to_npz
 from megacity.scoring.contour import PitchTrack, TimedWord, active, pauses, semitones
+from megacity.scoring.pitch import Phrase
 
 RATE = 16_000
 
@@ -56,8 +57,9 @@ def test_loudness_gives_activity_and_pauses() -> None:
 def test_a_track_and_its_words_survive_storage() -> None:
     track = extract_pitch(_tone(300.0), RATE)
     words = [TimedWord("별빛이", 0.1, 0.5), TimedWord("내린다", 0.5, 0.9)]
-    again, got = track_from_npz(track_to_npz(track, words))
-    assert got == words
+    lines = [Phrase(0.1, 0.9, "별빛이 내린다")]
+    again, got, phrases = track_from_npz(track_to_npz(track, words, lines))
+    assert got == words and phrases == lines
     np.testing.assert_allclose(again.times, track.times)
     np.testing.assert_allclose(again.f0_hz, track.f0_hz, rtol=1e-6)
     assert again.mfcc is not None and again.mfcc.shape == (len(track.times), 13)
