@@ -242,13 +242,22 @@ def _heatmap(
     return PartTimeErrors(BODY_PARTS, starts, bin_s, errors.T, parts.T, ratings(overall)), overall
 
 
-def score_dance(
-    attempt: PoseSequence, reference: PoseSequence, config: DanceConfig | None = None
-) -> DanceResult:
-    """Score a learner's attempt against the reference dance (0..100), with where and when."""
-    cfg = config or DanceConfig()
-    al = _align(attempt, reference, cfg)
-    fe = _frame_errors(al)
+@dataclass(frozen=True)
+class _Aggregate:
+    """Everything a result holds but its words: scores over time, verdict, timing."""
+
+    frames: FrameErrors  # with ``scored`` as used (every frame seen, for another dance)
+    score: float
+    error_deg: float
+    parts: dict[str, float | None]
+    heat: PartTimeErrors
+    timeline: tuple[TimelinePoint, ...]
+    match: Match
+    timing: Timing
+
+
+def _aggregate(al: _Aligned, fe: FrameErrors, cfg: DanceConfig) -> _Aggregate:
+    """Moment scores → the clip's and the parts' scores, the bins (moves), verdict, timing."""
     ms = moment_scores(fe, al.part_weights)
     match = match_verdict(ms, al.part_weights, al.attempt, al.reference, fe, al.still)
     if not match.same_choreography:
@@ -262,7 +271,6 @@ def score_dance(
     moments_seen = np.isfinite(ms.overall)
     if not moments_seen.any():
         raise ValueError("no body part is visible in both the attempt and the reference")
-    overall = float(ms.overall[moments_seen].mean())
     counted = np.isfinite(ms.parts).sum(axis=0)
     part_scores = np.nansum(ms.parts, axis=0) / np.maximum(counted, 1)
     parts = {p: float(part_scores[k]) if math.isfinite(part_deg[k]) and counted[k] else None
@@ -273,20 +281,31 @@ def score_dance(
         TimelinePoint(start, start + heat.bin_s, score if math.isfinite(score) else None, rating)
         for start, score, rating in zip(heat.starts_s.tolist(), bin_scores.tolist(), heat.ratings, strict=True)
     )  # fmt: skip
-    timing = _timing(al, fe, match)
-    moments = worst_moments(al.attempt, al.reference, fe, heat, cfg)
-    moves = move_counts(heat.ratings)
+    return _Aggregate(fe, float(ms.overall[moments_seen].mean()),
+                      _overall_deg(part_deg, al.part_weights), parts, heat, timeline, match,
+                      _timing(al, fe, match))  # fmt: skip
+
+
+def score_dance(
+    attempt: PoseSequence, reference: PoseSequence, config: DanceConfig | None = None
+) -> DanceResult:
+    """Score a learner's attempt against the reference dance (0..100), with where and when."""
+    cfg = config or DanceConfig()
+    al = _align(attempt, reference, cfg)
+    agg = _aggregate(al, _frame_errors(al), cfg)
+    moments = worst_moments(al.attempt, al.reference, agg.frames, agg.heat, cfg)
+    assert agg.heat.ratings is not None
     return DanceResult(
-        score=overall,
-        error_deg=_overall_deg(part_deg, al.part_weights),
-        parts=MappingProxyType(parts),
-        timing=timing,
-        timeline=timeline,
-        moves=MappingProxyType(moves),
-        match=match,
+        score=agg.score,
+        error_deg=agg.error_deg,
+        parts=MappingProxyType(agg.parts),
+        timing=agg.timing,
+        timeline=agg.timeline,
+        moves=MappingProxyType(move_counts(agg.heat.ratings)),
+        match=agg.match,
         worst_moments=moments,
-        feedback=feedback(overall, moments, timing, cfg, match, timeline),
-        heatmap=heat,
+        feedback=feedback(agg.score, moments, agg.timing, cfg, agg.match, agg.timeline),
+        heatmap=agg.heat,
         mirrored=al.mirrored,
         coverage=float(al.attempt.present.mean()),
     )

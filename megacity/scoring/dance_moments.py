@@ -13,7 +13,7 @@ The verdict ("that's another dance") reads the alignment itself:
   ``POOR_SCORE`` (the "ok" floor);
 * ``motion_agreement`` A: at the moments where the pose matches (all moments when fewer
   than a fifth do), whether the learner moves the way the reference moves at the matched
-  frame — the cosine between their features' angular velocities (over ``MOTION_LAG_S``),
+  frame — the cosine between their features' turning speeds (over ±``MOTION_LAG_S``),
   1 when every limb turns the same way at the same speed, about 0 for unrelated moves.
   A degenerate alignment (a path that pairs moves going different ways) shows here.
 
@@ -72,9 +72,11 @@ def moment_scores(fe: FrameErrors, part_weights: np.ndarray) -> MomentScores:
 
 def bin_sums(values: np.ndarray, bins: np.ndarray, count: int) -> np.ndarray:
     """Sum of ``values (frames, ...)`` per bin index ``bins (frames,)`` → ``(count, ...)``."""
-    out = np.zeros((count, *values.shape[1:]))
-    np.add.at(out, bins, values)
-    return out
+    flat = values.reshape(len(values), -1)
+    cols = flat.shape[1]
+    index = (bins[:, None] * cols + np.arange(cols)[None, :]).ravel()
+    sums = np.bincount(index, weights=flat.ravel(), minlength=count * cols)
+    return sums.reshape(count, *values.shape[1:])
 
 
 def bin_means(values: np.ndarray, bins: np.ndarray, count: int) -> np.ndarray:
@@ -97,16 +99,22 @@ def move_counts(rated: tuple[Rating | None, ...]) -> dict[Rating, int]:
 
 
 def _angular_velocity(m: Motion) -> tuple[np.ndarray, np.ndarray]:
-    """Each feature's signed angular velocity (rad/s, (frames, features)) and its weight."""
+    """Each feature's turning speed ``sin Δθ / Δt`` over ±MOTION_LAG_S ((frames, features),
+    ≈ rad/s for the small turns of that span) and its weight; 0 at the clip's edges."""
     n = len(m.times)
     fps = (n - 1) / max(float(m.times[-1] - m.times[0]), 1e-9)
     lag = max(1, round(MOTION_LAG_S * fps))
-    before, after = np.clip(np.arange(n) - lag, 0, n - 1), np.clip(np.arange(n) + lag, 0, n - 1)
-    u = m.features.reshape(n, len(FEATURES), 2)
-    u0, u1 = u[before], u[after]
-    turn = np.arctan2(u0[..., 0] * u1[..., 1] - u0[..., 1] * u1[..., 0], (u0 * u1).sum(axis=2))
-    dt = np.maximum(m.times[after] - m.times[before], 1e-9)[:, None]
-    return turn / dt, m.feature_weights[before] * m.feature_weights[after]
+    speed = np.zeros((n, len(FEATURES)))
+    weight = np.zeros((n, len(FEATURES)))
+    if n <= 2 * lag:
+        return speed, weight
+    x, y = m.features[:, 0::2], m.features[:, 1::2]  # (frames, features) unit-vector parts
+    turn = x[: n - 2 * lag] * y[2 * lag :] - y[: n - 2 * lag] * x[2 * lag :]
+    dt = np.maximum(m.times[2 * lag :] - m.times[: n - 2 * lag], 1e-9)[:, None]
+    speed[lag : n - lag] = turn / dt
+    w = m.feature_weights
+    weight[lag : n - lag] = w[: n - 2 * lag] * w[2 * lag :]
+    return speed, weight
 
 
 def motion_agreement(

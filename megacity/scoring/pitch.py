@@ -168,9 +168,13 @@ def onsets(track: PitchTrack) -> np.ndarray:
         peak = steps >= np.maximum.reduce(
             [np.roll(steps, d) for d in range(-k, k + 1)]
         )  # a local maximum within ±k frames
+        taken = np.zeros(len(st) + 2 * k + 1, dtype=bool)  # frames within k of an onset
+        for f in found:
+            taken[f : f + 2 * k + 1] = True
         for i in np.flatnonzero((steps >= STEP_ST) & peak):
-            if all(abs(int(i) - f) > k for f in found):  # one onset per note
+            if not taken[i + k]:  # one onset per note
                 found.append(int(i))
+                taken[i : i + 2 * k + 1] = True
     return np.sort(track.times[np.asarray(found, dtype=np.int64)]) if found else np.zeros(0)
 
 
