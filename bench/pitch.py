@@ -125,7 +125,7 @@ def extraction(runs: int) -> None:
             "pYIN / Praat",
             "pYIN 1st call",
             "Praat vs pYIN",
-        ],  # fmt: skip
+        ],
         rows,
     )
 
