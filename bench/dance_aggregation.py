@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import table  # noqa: E402
+from common import median_ms, table  # noqa: E402
 
 from megacity.scoring import dance  # noqa: E402
 from megacity.scoring.dance_moments import MIN_VISIBLE, PART_SIZE  # noqa: E402
@@ -85,15 +82,6 @@ def old_aggregate(al: object, fe: FrameErrors, cfg: DanceConfig) -> float:
     return score_from_error(overall)
 
 
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=31)
@@ -107,11 +95,11 @@ def main() -> None:
         al = dance._align(attempt, reference, cfg)
         fe = dance._frame_errors(al)
         old_aggregate(al, fe, cfg), dance._aggregate(al, fe, cfg)  # warm-up
-        align = _median_ms(
+        align = median_ms(
             lambda a=attempt, r=reference, c=cfg: dance._align(a, r, c), max(3, args.runs // 5)
         )
-        old = _median_ms(lambda a=al, f=fe, c=cfg: old_aggregate(a, f, c), args.runs)
-        new = _median_ms(lambda a=al, f=fe, c=cfg: dance._aggregate(a, f, c), args.runs)
+        old = median_ms(lambda a=al, f=fe, c=cfg: old_aggregate(a, f, c), args.runs)
+        new = median_ms(lambda a=al, f=fe, c=cfg: dance._aggregate(a, f, c), args.runs)
         rows.append([f"{seconds:g} s at 30 fps", f"{align:.1f} ms", f"{old:.2f} ms", f"{new:.2f} ms",
                      f"{(new / old - 1) * 100:+.0f} %"])  # fmt: skip
     table(

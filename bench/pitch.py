@@ -15,11 +15,9 @@ Usage: python bench/pitch.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import table  # noqa: E402
+from common import median_ms, table  # noqa: E402
 
 from megacity.engines.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from megacity.engines.pitch import HOP_S, RANGES_HZ, extract_pitch  # noqa: E402
@@ -40,15 +38,6 @@ PARAGRAPH = (
     "You are coming home tonight. The weather was cold and windy yesterday, but today the sun"
     " is out. We will meet at the station at seven, and then we will walk to the river. "
 )
-
-
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def _speech(seconds: float, pitch: int = 50, speed: int = 150) -> np.ndarray:
@@ -109,9 +98,9 @@ def extraction(runs: int) -> None:
         pyin_first = _pyin_f0(audio[: SAMPLE_RATE * 2], voice)
         first = time.perf_counter() - t0
         del pyin_first
-        praat = _median_ms(lambda a=audio, v=voice: _praat_f0(a, v), runs)
-        full = _median_ms(lambda a=audio, v=voice: extract_pitch(a, SAMPLE_RATE, voice=v), runs)  # type: ignore[arg-type]
-        pyin = _median_ms(lambda a=audio, v=voice: _pyin_f0(a, v), max(1, runs // 3))
+        praat = median_ms(lambda a=audio, v=voice: _praat_f0(a, v), runs)
+        full = median_ms(lambda a=audio, v=voice: extract_pitch(a, SAMPLE_RATE, voice=v), runs)  # type: ignore[arg-type]
+        pyin = median_ms(lambda a=audio, v=voice: _pyin_f0(a, v), max(1, runs // 3))
         agree = _agreement(_praat_f0(audio, voice), _pyin_f0(audio, voice))
         rows.append([name, f"{praat / seconds:.1f} ms", f"{full / seconds:.1f} ms",
                      f"{pyin / seconds:.0f} ms", f"{pyin / praat:.0f}×", f"{first:.1f} s", agree])  # fmt: skip
@@ -135,8 +124,8 @@ def scoring(runs: int) -> None:
     try_song = extract_pitch(_singing(30.0, 60.0), SAMPLE_RATE, voice="singing")
     ref_line = extract_pitch(_speech(30.0), SAMPLE_RATE)
     try_line = extract_pitch(_speech(30.0, 30, 130), SAMPLE_RATE)
-    sung = _median_ms(lambda: score_singing(try_song, ref_song), runs)
-    said = _median_ms(lambda: compare_intonation(try_line, ref_line), runs)
+    sung = median_ms(lambda: score_singing(try_song, ref_song), runs)
+    said = median_ms(lambda: compare_intonation(try_line, ref_line), runs)
     table(
         "Scoring a 30 s attempt against a 30 s reference (3,000 frames each), median",
         ["what", "time", "target"],

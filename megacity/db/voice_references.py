@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from megacity.db.models import StoredObject, VoiceReference, utcnow
+from megacity.db.models import VoiceReference, utcnow
 from megacity.db.objects import record_object
-from megacity.db.references import MAX_PAGE
+from megacity.db.references import delete_with_objects, newest_first
 from megacity.errors import NotFound
 from megacity.storage.base import ObjectInfo
 from megacity.storage.keys import Kind
@@ -70,26 +69,13 @@ def list_voice_references(
     session: Session, *, limit: int = 50, offset: int = 0, owner_id: str | None = None
 ) -> list[VoiceReference]:
     """Voice references newest first (one owner's when given), ``limit`` from ``offset``."""
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise ValueError(f"limit must be 1..{MAX_PAGE} and offset not negative")
-    query = select(VoiceReference)
-    if owner_id is not None:
-        query = query.where(VoiceReference.owner_id == owner_id)
-    query = query.order_by(VoiceReference.created_at.desc(), VoiceReference.id.desc())
-    return list(session.scalars(query.limit(limit).offset(offset)))
+    return newest_first(session, VoiceReference, limit=limit, offset=offset, owner_id=owner_id)
 
 
 def delete_voice_reference(session: Session, reference_id: str) -> list[str]:
     """Remove the reference and its contour's row; the keys to delete from the store."""
     reference = get_voice_reference(session, reference_id)
-    key = reference.features_key
-    session.delete(reference)
-    session.flush()  # the reference goes first: its foreign key protects the object
-    row = session.get(StoredObject, key)
-    if row is not None:
-        session.delete(row)
-    session.flush()
-    return [key]
+    return delete_with_objects(session, reference, [reference.features_key])
 
 
 def _missing(reference_id: str) -> NotFound:

@@ -168,7 +168,7 @@ class VoiceAnalyzer:
         reference_id: str,
         forgive_octave: bool,
     ) -> tuple[dict[str, Any], SpeechAnswer]:
-        from megacity.pipelines.voice_prosody import pitch_of, score_prosody  # audio, pitch
+        from megacity.pipelines.voice_prosody import heard_and_pitch, score_prosody  # audio, F0
 
         if self._references is None:
             raise RuntimeError("voice references are not configured")
@@ -176,16 +176,11 @@ class VoiceAnalyzer:
         attempt = with_reference(attempt, reference)
         attempt.check()
         decision = self._speech.decide(ctx, model)
-        pitch = asyncio.create_task(
-            asyncio.to_thread(pitch_of, upload.data, reference.mode, self._max_audio_s, "recording")
-        )
         options = TranscribeOptions(language=attempt.language, word_timestamps=True)
-        try:
-            answer = await self._speech.transcribe(ctx, decision, upload, options, started)
-        except BaseException:
-            pitch.cancel()
-            raise
-        track = await pitch
+        answer, track = await heard_and_pitch(
+            self._speech, ctx, decision, upload, options, started,
+            mode=reference.mode, max_seconds=self._max_audio_s, who="recording",
+        )  # fmt: skip
         prosody, detail = await asyncio.to_thread(score_prosody, track, reference, forgive_octave)
         result = _analysis(attempt, answer.transcript, prosody)
         result["reference_id"] = reference.reference_id

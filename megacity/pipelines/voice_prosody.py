@@ -8,13 +8,19 @@ from the pure ``scoring.pitch`` (sing-along) and ``scoring.prosody`` (shadowing)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from megacity.engines.audio import SAMPLE_RATE, decode_audio
 from megacity.engines.pitch import extract_pitch
+from megacity.engines.speech import TranscribeOptions
+from megacity.engines.speech_http import AudioUpload
 from megacity.errors import UnprocessableEntity
+from megacity.routing.context import RequestContext
+from megacity.routing.selector import Decision
+from megacity.routing.speech import SpeechAnswer, SpeechGateway
 from megacity.scoring import textnorm
 from megacity.scoring.contour import PitchTrack, TimedWord, jsonable, median_hz
 from megacity.scoring.pitch import Phrase, SingingConfig, score_singing
@@ -55,6 +61,28 @@ def pitch_of(data: bytes, mode: str, max_seconds: float, who: str) -> PitchTrack
             param="file",
         )
     return track
+
+
+async def heard_and_pitch(
+    speech: SpeechGateway,
+    ctx: RequestContext,
+    decision: Decision,
+    upload: AudioUpload,
+    options: TranscribeOptions,
+    started: float,
+    *,
+    mode: str,
+    max_seconds: float,
+    who: str,
+) -> tuple[SpeechAnswer, PitchTrack]:
+    """Transcribe through the speech route while the pitch is tracked in a worker thread."""
+    pitch = asyncio.create_task(asyncio.to_thread(pitch_of, upload.data, mode, max_seconds, who))
+    try:
+        answer = await speech.transcribe(ctx, decision, upload, options, started)
+    except BaseException:
+        pitch.cancel()
+        raise
+    return answer, await pitch
 
 
 def reference_timings(

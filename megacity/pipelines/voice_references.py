@@ -26,7 +26,7 @@ from megacity.pipelines.dance import check_reference_id, check_title
 from megacity.routing.context import RequestContext
 from megacity.routing.speech import SpeechAnswer, SpeechGateway
 from megacity.scoring import textnorm
-from megacity.scoring.pronunciation import MAX_TEXT_CHARS, RecognizedWord
+from megacity.scoring.pronunciation import MAX_TEXT_CHARS
 from megacity.storage import ObjectStore, keys
 
 if TYPE_CHECKING:
@@ -78,24 +78,22 @@ class VoiceReferences:
     ) -> tuple[dict[str, Any], SpeechAnswer]:
         """Track the recording's pitch, time its words, and store both; the new record."""
         from megacity.engines.pitch import track_to_npz  # numpy, av: not at start-up
-        from megacity.pipelines.voice_prosody import describe_reference, pitch_of, reference_timings
+        from megacity.pipelines.voice import recognized_words
+        from megacity.pipelines.voice_prosody import (
+            describe_reference,
+            heard_and_pitch,
+            reference_timings,
+        )
 
         new = new.checked()
         decision = self._speech.decide(ctx, None)
-        pitch = asyncio.create_task(
-            asyncio.to_thread(pitch_of, upload.data, new.mode, self._max_audio_s, "reference")
-        )
         options = TranscribeOptions(language=new.language, prompt=new.text[:2000], word_timestamps=True)  # fmt: skip
-        try:
-            answer = await self._speech.transcribe(ctx, decision, upload, options, started)
-        except BaseException:
-            pitch.cancel()
-            raise
-        track = await pitch
-        heard = [
-            RecognizedWord(w.word, w.start, w.end, w.probability) for w in answer.transcript.words
-        ]
-        words, phrases = reference_timings(new.text, new.language, new.mode, heard[:2000])
+        answer, track = await heard_and_pitch(
+            self._speech, ctx, decision, upload, options, started,
+            mode=new.mode, max_seconds=self._max_audio_s, who="reference",
+        )  # fmt: skip
+        heard = recognized_words(answer.transcript.words)
+        words, phrases = reference_timings(new.text, new.language, new.mode, heard)
         record = await asyncio.to_thread(
             self._save, new, track_to_npz(track, words, phrases), describe_reference(track),
             len(words), ctx.user_id,

@@ -228,18 +228,18 @@ def _heatmap(
     bin_s = 60.0 / cfg.bpm if cfg.bpm else cfg.bin_s
     bins = np.floor((times - times[0]) / bin_s).astype(np.int64)
     count = int(bins[-1]) + 1
-    scored = fe.scored[:, None]
-    num = bin_sums(np.where(scored, fe.num, 0.0), bins, count)
-    den = bin_sums(np.where(scored, fe.den, 0.0), bins, count)
+    parts = len(BODY_PARTS)
+    sums = bin_sums(np.where(fe.scored[:, None], np.hstack([fe.num, fe.den]), 0.0), bins, count)
     frames = np.bincount(bins[fe.scored], minlength=count).astype(np.float64)
-    errors = _pooled_deg(num, den, frames)
+    errors = _pooled_deg(sums[:, :parts], sums[:, parts:], frames)
     errors[frames == 0] = np.nan
-    parts = bin_means(ms.parts, bins, count)
-    overall = bin_means(ms.overall, bins, count)
+    means = bin_means(np.hstack([ms.parts, ms.overall[:, None]]), bins, count)
+    part_scores, overall = means[:, :parts], means[:, parts]
     starts = times[0] + bin_s * np.arange(count)
-    for array in (starts, errors, parts, overall):
+    for array in (starts, errors, part_scores, overall):
         array.setflags(write=False)
-    return PartTimeErrors(BODY_PARTS, starts, bin_s, errors.T, parts.T, ratings(overall)), overall
+    heat = PartTimeErrors(BODY_PARTS, starts, bin_s, errors.T, part_scores.T, ratings(overall))
+    return heat, overall
 
 
 @dataclass(frozen=True)

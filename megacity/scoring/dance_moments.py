@@ -38,7 +38,6 @@ from megacity.scoring.dance_types import (
     Match,
     MomentScores,
     Rating,
-    rating_of,
     scores_from_errors,
 )
 from megacity.scoring.motion import FEATURE_PART, FEATURES, Motion
@@ -88,9 +87,16 @@ def bin_means(values: np.ndarray, bins: np.ndarray, count: int) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1.0), np.nan)
 
 
+_FLOORS = np.array([floor for _, floor in RATINGS])
+
+
 def ratings(bin_scores: np.ndarray) -> tuple[Rating | None, ...]:
-    """Each bin's move rating (None where nobody was seen)."""
-    return tuple(rating_of(float(s)) if math.isfinite(s) else None for s in bin_scores)
+    """Each bin's move rating (``rating_of``; None where nobody was seen)."""
+    index = (np.nan_to_num(bin_scores, nan=-1.0)[:, None] < _FLOORS[None, :]).sum(axis=1)
+    named = [RATING_NAMES[k] for k in index.tolist()]
+    return tuple(
+        None if math.isnan(s) else r for s, r in zip(bin_scores.tolist(), named, strict=True)
+    )
 
 
 def move_counts(rated: tuple[Rating | None, ...]) -> dict[Rating, int]:
