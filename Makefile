@@ -32,9 +32,15 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# `make run` transcribes with a real local Whisper when one is there (../shared/models on the
+# build machines), so voice analysis works offline; elsewhere the topology's model name
+# (downloaded on first use) or your MEGACITY_SPEECH_MODEL.
+LOCAL_WHISPER := $(abspath $(wildcard ../shared/models/whisper-base-ct2))
+RUN_SPEECH_MODEL := $(or $(MEGACITY_SPEECH_MODEL),$(LOCAL_WHISPER))
+
 ## run: the router on examples/topology.yaml, with stand-in LLM servers for its loopback nodes
 run: $(STAMP) espeak
-	$(VENV)/bin/megacity demo --config $(CONFIG)
+	$(if $(RUN_SPEECH_MODEL),MEGACITY_SPEECH_MODEL='$(RUN_SPEECH_MODEL)') $(VENV)/bin/megacity demo --config $(CONFIG)
 
 ## serve: the router alone (point the topology at your real engine nodes)
 serve: $(STAMP)
@@ -97,10 +103,12 @@ espeak:
 bench: $(STAMP)
 	$(PY) bench/gateway.py
 	$(PY) bench/speech.py
+	$(PY) bench/pitch.py
 	$(PY) bench/scoring_pronunciation.py
 	$(PY) bench/scoring_dtw.py
 	$(PY) bench/pose_extract.py --quick
 	$(PY) bench/dance_analyze.py
+	$(PY) bench/dance_aggregation.py
 	$(PY) bench/job_queue.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/pii.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,6 +30,16 @@ async def closed_loop(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - started
+
+
+def median_ms(fn: Callable[[], object], runs: int) -> float:
+    """Median wall time of ``runs`` calls of ``fn``, in milliseconds."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:

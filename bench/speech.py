@@ -5,6 +5,11 @@
   with and without word timings. The model is ../shared/models/whisper-random-tiny-ct2
   (random weights, tiny) decoded greedily with at most 16 new tokens per window, so the
   numbers measure the pipeline around the model, not a real model's decoding.
+* Recognition quality and speed of the real multilingual Whisper base
+  (../shared/models/whisper-base-ct2) beside the random one, on the five LibriVox clips of
+  real human speech (../shared/audio/librivox): word and character error rates as the
+  voice scores count them (normalised: case, punctuation, "Mr." = "mister"), and the
+  real-time factor (transcription time / audio time), greedy decoding, CPU int8.
 * The same clip through a router process (/v1/audio/transcriptions, in-process engine).
 * /api/v1/kzone/voice/score through the router (no transcription) at concurrency 1 and 16.
 
@@ -42,6 +47,8 @@ from megacity.testing import RouterProcess, wav_bytes  # noqa: E402
 
 SHARED = ROOT / ".." / "shared"
 MODEL = str((SHARED / "models" / "whisper-random-tiny-ct2").resolve())
+REAL_MODEL = str((SHARED / "models" / "whisper-base-ct2").resolve())
+LIBRIVOX = SHARED / "audio" / "librivox"
 OPTIONS = {
     "model": MODEL,
     "device": "cpu",
@@ -115,6 +122,50 @@ def _engine(samples: np.ndarray, wav: bytes, runs: int) -> None:
     table(
         "In-process speech engine, CPU int8, 1 worker (random tiny model, ≤ 16 tokens per window)",
         ["what", "time", "real-time factor"],
+        rows,
+    )
+
+
+def _recognition(runs: int) -> None:
+    """WER, CER and real-time factor of each model on the LibriVox clips."""
+    from megacity.scoring.pronunciation import assess
+
+    refs = [row.split("\t") for row in (LIBRIVOX / "refs.tsv").read_text().splitlines()[1:]]
+    clips = [(decode_audio((LIBRIVOX / f"{ident}.wav").read_bytes(), max_seconds=60), text)
+             for ident, _, text in refs]  # fmt: skip
+    audio_s = sum(samples.size for samples, _ in clips) / SAMPLE_RATE
+    rows = []
+    for name, path, extra in (
+        ("whisper base (real)", REAL_MODEL, {"max_new_tokens": None}),
+        ("random tiny", MODEL, {}),
+    ):
+        if not Path(path, "model.bin").is_file():
+            rows.append([name, "missing", "", "", "", ""])
+            continue
+        engine = SpeechEngine(SpeechEngineConfig.from_options({**OPTIONS, "model": path, **extra}))
+        engine.load()
+
+        async def all_clips(eng: SpeechEngine = engine) -> tuple[float, float, float]:
+            options = TranscribeOptions(language="en", word_timestamps=True)
+            await eng.transcribe(clips[0][0], options)  # warm-up
+            wer = cer = seconds = 0.0
+            for _ in range(runs):
+                for samples, text in clips:
+                    t0 = time.perf_counter()
+                    heard = await eng.transcribe(samples, options)
+                    seconds += time.perf_counter() - t0
+                    scored = assess(text, heard.text[:4000], "en")
+                    wer, cer = wer + scored.wer, cer + scored.cer
+            n = runs * len(clips)
+            return wer / n, cer / n, seconds / runs
+
+        wer, cer, seconds = asyncio.run(all_clips())
+        engine.close()
+        rows.append([name, f"{len(clips)} × {runs}", f"{wer * 100:.1f} %", f"{cer * 100:.1f} %",
+                     f"{seconds / audio_s:.3f}", f"{(engine.load_seconds or 0) * 1000:.0f} ms"])  # fmt: skip
+    table(
+        f"Recognition on the LibriVox clips ({audio_s:.1f} s of real speech), CPU int8, greedy",
+        ["model", "clips", "WER", "CER", "real-time factor", "load"],
         rows,
     )
 
@@ -220,6 +271,7 @@ def main() -> None:
     uvloop.install()
     samples, wav = _clip()
     _engine(samples, wav, max(10, int(40 * scale)))
+    _recognition(1 if args.quick else 2)
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "speech.yaml"
         config.write_text(yaml.safe_dump(_topology()), encoding="utf-8")

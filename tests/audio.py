@@ -81,13 +81,13 @@ def require_espeak() -> str:
     return path
 
 
-def speak(text: str, voice: str = "en", speed: int = 150) -> bytes:
-    """A WAV file of espeak-ng saying `text` (22.05 kHz mono)."""
+def speak(text: str, voice: str = "en", speed: int = 150, pitch: int = 50) -> bytes:
+    """A WAV file of espeak-ng saying `text` (22.05 kHz mono) at `speed` wpm, base `pitch` 0-99."""
     espeak = require_espeak()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
         subprocess.run(
-            [espeak, "-v", voice, "-s", str(speed), "-w", str(out), text],
+            [espeak, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), text],
             check=True,
             capture_output=True,
             timeout=30,
@@ -133,3 +133,43 @@ def tone_wav(seconds: float, rate: int = 16_000) -> bytes:
     """A 16-bit PCM WAV of a quiet 440 Hz tone."""
     t = np.arange(int(seconds * rate)) / rate
     return wav_bytes(0.2 * np.sin(2 * np.pi * 440 * t), rate)
+
+
+# A tune of four phrases of four notes (MIDI numbers), each phrase followed by a rest.
+MELODY = ((60, 62, 64, 65), (67, 65, 64, 62), (64, 64, 65, 67), (69, 67, 65, 64))
+NOTE_S, REST_S = 0.35, 0.4
+
+
+def sing(
+    cents: float = 0.0,
+    *,
+    tempo: float = 1.0,
+    start_s: float = 0.3,
+    wrong_note: tuple[int, int] | None = None,
+    glide: bool = False,
+    rate: int = 16_000,
+) -> np.ndarray:
+    """A sung-like voice (three harmonics, 5 Hz vibrato) singing MELODY ``cents`` off key.
+
+    ``wrong_note`` = (phrase, note) is sung three semitones too high; ``glide`` slides
+    between the notes of a phrase instead of stepping; ``tempo`` > 1 sings faster.
+    """
+    out = [np.zeros(int(start_s * rate))]
+    phase = 0.0
+    for k, phrase in enumerate(MELODY):
+        midi = np.array(phrase, dtype=np.float64) + ((np.arange(4) == wrong_note[1]) * 3.0 if wrong_note and wrong_note[0] == k else 0.0)  # fmt: skip
+        m = int(NOTE_S / tempo * rate)
+        t = np.arange(4 * m) / rate
+        if glide:
+            notes = np.interp(np.arange(4 * m), np.arange(4) * m + m / 2, midi)
+        else:
+            notes = np.repeat(midi, m)
+        f0 = 440 * 2 ** ((notes - 69 + cents / 100) / 12) * (1 + 0.003 * np.sin(2 * np.pi * 5 * t))
+        ph = phase + 2 * np.pi * np.cumsum(f0) / rate
+        phase = float(ph[-1])
+        local = t % (m / rate) if not glide else t
+        length = m / rate if not glide else 4 * m / rate
+        env = np.minimum(1, np.minimum(local / 0.02, (length - local) / 0.03))
+        out.append(env * (0.3 * np.sin(ph) + 0.15 * np.sin(2 * ph) + 0.08 * np.sin(3 * ph)))
+        out.append(np.zeros(int(REST_S / tempo * rate)))
+    return np.concatenate(out).astype(np.float32)

@@ -25,6 +25,7 @@ from megacity.api import (
     ops,
     speech,
     tutor,
+    voice,
 )
 from megacity.api.auth import AuthMiddleware, jwks_router
 from megacity.api.limits import LimitMiddleware
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(speech.router)
+    app.include_router(voice.router)
     app.include_router(dance.router)
     app.include_router(generation.router)
     app.include_router(files.router)

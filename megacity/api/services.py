@@ -28,6 +28,7 @@ from megacity.pipelines.dance import DanceLab
 from megacity.pipelines.generation import GenerationStudio
 from megacity.pipelines.guard import LLMGuard
 from megacity.pipelines.voice import VoiceAnalyzer
+from megacity.pipelines.voice_references import VoiceReferences
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
 from megacity.routing.dispatch import Dispatcher
@@ -121,7 +122,6 @@ class Services:
             queue_timeout_s=settings.queue_timeout_s,
             retry_after_s=settings.retry_after_s,
         )
-        self.voice = VoiceAnalyzer(self.speech)
         self.pose = PoseGateway(
             self.selector,
             self.balancer,
@@ -135,6 +135,12 @@ class Services:
         self.storage: ObjectStore = build_object_store(settings)
         self.db: Database = build_database(settings)
         self.dance = DanceLab(self.pose, self.storage, self.db)
+        self.voice_references = VoiceReferences(
+            self.speech, self.storage, self.db, max_audio_s=settings.speech_max_audio_s
+        )
+        self.voice = VoiceAnalyzer(
+            self.speech, self.voice_references, max_audio_s=settings.speech_max_audio_s
+        )
         self.generation = GenerationGateway(
             self.selector,
             self.registry,

@@ -40,13 +40,16 @@ _TRANSCRIBE_FORM: dict[str, Any] = {
 }
 _ANALYZE_FORM: dict[str, Any] = {
     "type": "object",
-    "required": ["file", "reference_text", "language"],
+    "required": ["file"],
+    "description": "reference_text and language are required without reference_id",
     "properties": {
         "file": {"type": "string", "format": "binary"},
         "reference_text": {"type": "string"},
         "language": {"enum": ["ko", "en", "ja", "zh"]},
         "mode": {"enum": ["read", "shadowing", "singalong"], "default": "read"},
         "model": {"type": "string"},
+        "reference_id": {"type": "string", "description": "a voice reference: adds prosody"},
+        "forgive_octave": {"type": "boolean", "default": True},
     },
 }
 
@@ -97,14 +100,26 @@ async def voice_analyze(request: Request) -> Response:
     ctx = routing_context(request)
     form = await read_upload_form(request, services.settings.speech_max_upload_bytes)
     upload = audio_upload(form)
-    attempt = Attempt(
-        reference_text=_required(form.get("reference_text"), "reference_text"),
-        language=_required(form.get("language"), "language").strip().lower(),
-        mode=(form.get("mode") or "read").strip().lower(),
-    )
+    reference_id = (form.get("reference_id") or "").strip() or None
+    if reference_id is None:  # the reference recording supplies these when there is one
+        attempt = Attempt(
+            reference_text=_required(form.get("reference_text"), "reference_text"),
+            language=_required(form.get("language"), "language").strip().lower(),
+            mode=(form.get("mode") or "read").strip().lower(),
+        )
+    else:
+        attempt = Attempt(
+            reference_text=form.get("reference_text") or "",
+            language=(form.get("language") or "").strip().lower(),
+            mode=(form.get("mode") or "").strip().lower(),
+        )
     model = (form.get("model") or "").strip() or None
+    forgive = _flag(form.get("forgive_octave"), "forgive_octave", default=True)
     result, answer = await until_disconnect(
-        request, services.voice.analyze(ctx, attempt, upload, state["started"], model)
+        request,
+        services.voice.analyze(
+            ctx, attempt, upload, state["started"], model, reference_id, forgive_octave=forgive
+        ),
     )
     response = Response(orjson.dumps(result), media_type="application/json")
     _label(request, response, answer)
@@ -143,6 +158,17 @@ def _required(value: str | None, name: str) -> str:
     if value is None or not value.strip():
         raise BadRequest(f"the form needs a `{name}` field", param=name)
     return value
+
+
+def _flag(value: str | None, name: str, *, default: bool) -> bool:
+    raw = (value or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise BadRequest(f"`{name}` must be true or false", param=name)
 
 
 def _label(request: Request, response: Response, answer: SpeechAnswer) -> None:

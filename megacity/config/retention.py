@@ -15,6 +15,7 @@ kind or field is an error at start-up, not a silently ignored typo.
 | profile    | permanent   | a user's picture, removed with the account, not by age     |
 | model      | permanent   | model versions in the registry                              |
 | generated  | 90 days     | thumbnails and speech the generation jobs made; re-makeable |
+| contour    | permanent   | voice references' pitch contours: the song and line library |
 
 A row's own `expires_at` always wins over its kind's retention (see megacity.retention).
 """
@@ -25,7 +26,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-KINDS = ("audio", "video", "image", "keypoints", "attachment", "profile", "model", "generated")
+KINDS = (
+    "audio", "video", "image", "keypoints", "attachment", "profile", "model", "generated", "contour",
+)  # fmt: skip
 
 
 class RetentionRule(BaseModel):
@@ -51,6 +54,7 @@ DEFAULT_RULES: dict[str, RetentionRule] = {
     "profile": _rule(None, "object store: users/*/profile/", True),
     "model": _rule(None, "object store: ai-models/", True),
     "generated": _rule(90, "object store: kzone/generated/", False),
+    "contour": _rule(None, "object store: kzone/voice/references/*/contour.npz", True),
 }
 
 
@@ -67,6 +71,7 @@ class RetentionPolicy(BaseModel):
     profile: RetentionRule = DEFAULT_RULES["profile"]
     model: RetentionRule = DEFAULT_RULES["model"]
     generated: RetentionRule = DEFAULT_RULES["generated"]
+    contour: RetentionRule = DEFAULT_RULES["contour"]
 
     @model_validator(mode="before")
     @classmethod

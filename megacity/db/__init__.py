@@ -7,7 +7,7 @@ from pathlib import Path
 
 from megacity.config.settings import Settings
 from megacity.db.database import Database, DatabaseError, Upgrade, database_url
-from megacity.db.models import Base, DanceReference, StoredObject
+from megacity.db.models import Base, DanceReference, StoredObject, VoiceReference
 
 SQLITE_FILE = "megacity.db"
 
@@ -32,6 +32,7 @@ __all__ = [
     "DatabaseError",
     "StoredObject",
     "Upgrade",
+    "VoiceReference",
     "build_database",
     "database_url",
     "default_database_url",

@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -122,6 +123,32 @@ class DanceReference(Base):
         Index(None, "owner_id", "created_at"),  # one owner's, newest first
         UniqueConstraint("keypoints_key"),  # an object belongs to one reference at most;
         UniqueConstraint("video_key"),  # also the index ON DELETE RESTRICT checks use
+    )
+
+
+class VoiceReference(Base):
+    """A reference recording for sing-along or shadowing: its text here, its pitch contour
+    and word timings in the store (``features_key``, ON DELETE RESTRICT like a dance's)."""
+
+    __tablename__ = "voice_references"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    title: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8))
+    mode: Mapped[str] = mapped_column(String(16))  # singalong | shadowing
+    text: Mapped[str] = mapped_column(Text)  # lyrics or script
+    owner_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    duration_s: Mapped[float] = mapped_column(Float)
+    voiced_s: Mapped[float] = mapped_column(Float)
+    median_f0_hz: Mapped[float] = mapped_column(Float)
+    words: Mapped[int] = mapped_column(Integer)  # reference words with a timing
+    features_key: Mapped[str] = mapped_column(ForeignKey("stored_objects.key", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index(None, "created_at"),
+        Index(None, "owner_id", "created_at"),
+        UniqueConstraint("features_key"),
     )
 
 

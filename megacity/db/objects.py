@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from megacity.db.models import DanceReference, StoredObject, utcnow
+from megacity.db.models import DanceReference, StoredObject, VoiceReference, utcnow
 from megacity.storage.base import ObjectInfo
 from megacity.storage.keys import Kind
 
@@ -66,12 +66,14 @@ def expired_objects(
 
 
 def referenced_keys(session: Session, keys: Sequence[str]) -> set[str]:
-    """Those of `keys` a dance reference points at (its keypoints or video)."""
+    """Those of `keys` a reference points at (a dance's keypoints or video, a voice's contour)."""
     if not keys:
         return set()
     points = select(DanceReference.keypoints_key).where(DanceReference.keypoints_key.in_(keys))
     videos = select(DanceReference.video_key).where(DanceReference.video_key.in_(keys))
-    return {key for key in session.scalars(points.union(videos)) if key is not None}
+    contours = select(VoiceReference.features_key).where(VoiceReference.features_key.in_(keys))
+    found = session.scalars(points.union(videos, contours))
+    return {key for key in found if key is not None}
 
 
 def recorded_keys(session: Session, keys: Sequence[str]) -> set[str]:

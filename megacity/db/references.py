@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from megacity.db.models import DanceReference, StoredObject, utcnow
+from megacity.db.models import DanceReference, StoredObject, VoiceReference, utcnow
 from megacity.db.objects import record_object
 from megacity.errors import NotFound
 from megacity.storage.base import ObjectInfo
 from megacity.storage.keys import Kind
 
 MAX_PAGE = 500
+R = TypeVar("R", DanceReference, VoiceReference)
 
 
 def new_reference_id() -> str:
@@ -85,12 +87,19 @@ def list_references(
     session: Session, *, limit: int = 50, offset: int = 0, owner_id: str | None = None
 ) -> list[DanceReference]:
     """References newest first (one owner's when given), `limit` (at most 500) from `offset`."""
+    return newest_first(session, DanceReference, limit=limit, offset=offset, owner_id=owner_id)
+
+
+def newest_first(
+    session: Session, model: type[R], *, limit: int, offset: int, owner_id: str | None
+) -> list[R]:
+    """Rows of a reference table newest first (one owner's when given), a page of them."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise ValueError(f"limit must be 1..{MAX_PAGE} and offset not negative")
-    query = select(DanceReference)
+    query = select(model)
     if owner_id is not None:
-        query = query.where(DanceReference.owner_id == owner_id)
-    query = query.order_by(DanceReference.created_at.desc(), DanceReference.id.desc())
+        query = query.where(model.owner_id == owner_id)
+    query = query.order_by(model.created_at.desc(), model.id.desc())
     return list(session.scalars(query.limit(limit).offset(offset)))
 
 
@@ -100,6 +109,11 @@ def delete_reference(session: Session, reference_id: str) -> list[str]:
     if reference is None:
         raise _missing(reference_id)
     keys = [k for k in (reference.keypoints_key, reference.video_key) if k is not None]
+    return delete_with_objects(session, reference, keys)
+
+
+def delete_with_objects(session: Session, reference: R, keys: list[str]) -> list[str]:
+    """Delete a reference row, then its objects' rows; the keys, for the store."""
     session.delete(reference)
     session.flush()  # the reference goes first: its foreign keys protect the objects
     for key in keys:

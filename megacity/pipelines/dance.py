@@ -163,11 +163,11 @@ class DanceLab:
     def _row(self, session: Session, reference_id: str) -> DanceReference:
         return refs_db.get_reference(session, check_reference_id(reference_id))
 
-    def _load_reference(self, reference_id: str) -> tuple[PoseSequence, float | None]:
+    def _load_reference(self, reference_id: str) -> tuple[PoseSequence, float | None, str]:
         with self._db.session() as session:
             row = self._row(session, reference_id)
-            key, bpm = row.keypoints_key, row.bpm
-        return PoseExtraction.from_npz(self._store.get(key)).sequence(), bpm
+            key, bpm, title = row.keypoints_key, row.bpm, row.title
+        return PoseExtraction.from_npz(self._store.get(key)).sequence(), bpm, title
 
     # ---- analyses -----------------------------------------------------------------
 
@@ -188,9 +188,9 @@ class DanceLab:
         except BaseException:
             loaded.cancel()
             raise
-        reference, bpm = await loaded
+        reference, bpm, title = await loaded
         attempt = answer.extraction.sequence()
-        config = _config(options, bpm)
+        config = _config(options, bpm, title)
         body = await asyncio.to_thread(
             self._analyze_sync, attempt, reference, config, upload.data, ctx.user_id
         )
@@ -205,12 +205,12 @@ class DanceLab:
         options: AnalyzeOptions,
     ) -> dict[str, Any]:
         """Score client-side keypoints against a stored reference (by id) or given keypoints."""
-        bpm = None
+        bpm, title = None, None
         if isinstance(reference, str):
-            ref_seq, bpm = await asyncio.to_thread(self._load_reference, reference)
+            ref_seq, bpm, title = await asyncio.to_thread(self._load_reference, reference)
         else:
             ref_seq = reference
-        config = _config(options, bpm)
+        config = _config(options, bpm, title)
         return await asyncio.to_thread(
             self._analyze_sync, attempt, ref_seq, config, None, ctx.user_id
         )
@@ -272,8 +272,8 @@ class DanceLab:
         return urls
 
 
-def _config(options: AnalyzeOptions, reference_bpm: float | None) -> DanceConfig:
-    return DanceConfig(mirror=options.mirror, bpm=options.bpm or reference_bpm)
+def _config(options: AnalyzeOptions, reference_bpm: float | None, title: str | None) -> DanceConfig:
+    return DanceConfig(mirror=options.mirror, bpm=options.bpm or reference_bpm, title=title)
 
 
 def _nearest(times: np.ndarray, t: float) -> int:
@@ -290,7 +290,8 @@ def _focus(result: DanceResult, attempt: PoseSequence) -> tuple[float, float, st
     present = np.flatnonzero(~np.isnan(attempt.keypoints[:, 0, 0]))
     i = int(present[len(present) // 2]) if len(present) else attempt.frames // 2
     t = float(attempt.times[i])
-    ref_t = (t - result.timing.offset_ms / 1000.0) / max(result.timing.tempo_ratio, 1e-6)
+    offset_s = (result.timing.offset_ms or 0.0) / 1000.0
+    ref_t = (t - offset_s) / max(result.timing.tempo_ratio or 1.0, 1e-6)
     return t, ref_t, None, result.feedback[0].en if result.feedback else ""
 
 
@@ -304,6 +305,8 @@ def analysis_json(
         "score": data["score"],
         "body_parts": data["parts"],
         "timing": data["timing"],
+        "match": data["match"],
+        "moves": data["moves"],
         "timeline": data["timeline"],
         "worst_moments": data["worst_moments"],
         "feedback": data["feedback"],

@@ -1,8 +1,10 @@
 """The Dance Lab heatmap: body part × time, each cell coloured by the part's score, as PNG bytes.
 
 Rows are body parts, columns time bins of the learner's video; when bins are too many for
-the width, neighbouring ones are pooled (the worst error wins). ``heatmap_layout`` says
-where every cell and time is, so a client can map a tap on the image to a moment.
+the width, neighbouring ones are pooled (the worst score wins). When the bins carry move
+ratings, a strip above the rows shows each move's rating (perfect, good, ok, miss).
+``heatmap_layout`` says where every cell and time is, so a client can map a tap on the
+image to a moment.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from megacity.pipelines.dance_drawing import RGB, bilingual, fit, load_font, png_bytes, text_font
-from megacity.scoring.dance_types import PartTimeErrors, score_from_error
+from megacity.scoring.dance_types import RATING_NAMES, PartTimeErrors, scores_from_errors
 from megacity.scoring.pose import BODY_PARTS, PART_NAMES
 
 # Score → colour: ColorBrewer RdYlGn stops, red at 40 and below, green at 90 and above.
@@ -23,6 +25,10 @@ SCORE_RAMP: tuple[tuple[float, RGB], ...] = (
     (40.0, (215, 48, 39)), (52.5, (252, 141, 89)), (65.0, (254, 224, 139)),
     (77.5, (145, 207, 96)), (90.0, (26, 152, 80)),
 )  # fmt: skip
+RATING_COLOURS: dict[str, RGB] = {
+    "perfect": (26, 152, 80), "good": (145, 207, 96), "ok": (254, 224, 139), "miss": (215, 48, 39),
+}  # fmt: skip
+RATING_LETTERS = {"perfect": "P", "good": "G", "ok": "O", "miss": "X"}
 UNSEEN_COLOUR: RGB = (204, 204, 204)
 UNSEEN_HATCH: RGB = (150, 150, 150)
 BACKGROUND: RGB = (255, 255, 255)
@@ -32,6 +38,7 @@ HEATMAP_MAX_WIDTH = 1200  # px: a phone screen's width at 2-3× density
 HEATMAP_MAX_CELL_W = 40
 HEATMAP_MIN_CELL_W = 2  # below this, neighbouring bins are pooled (worst error wins)
 HEATMAP_ROW_H = 44
+MOVES_ROW_H = 30
 MAX_BINS = 20_000
 MAX_BIN_S = 3600.0
 MAX_TIME_S = 86_400.0
@@ -68,6 +75,7 @@ class HeatmapLayout:
     start_s: float
     column_s: float  # seconds per column
     end_s: float
+    moves_y: int | None = None  # top edge of the move-ratings strip, when there is one
 
     def cell_box(self, row: int, col: int) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) of a cell, end-exclusive."""
@@ -75,6 +83,13 @@ class HeatmapLayout:
         x1 = self.plot_x + (col + 1) * self.plot_w // self.cols
         y0 = self.plot_y + row * (HEATMAP_ROW_H + _ROW_GAP)
         return x0, y0, x1, y0 + HEATMAP_ROW_H
+
+    def moves_box(self, col: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of a column's cell in the move-ratings strip, end-exclusive."""
+        if self.moves_y is None:
+            raise ValueError("this heatmap has no move ratings")
+        x0, _, x1, _ = self.cell_box(0, col)
+        return x0, self.moves_y, x1, self.moves_y + MOVES_ROW_H
 
     def x_of(self, t: float) -> float:
         """x (px) of time ``t`` (s) on the learner's video."""
@@ -107,14 +122,28 @@ def _check_heat(heat: PartTimeErrors) -> np.ndarray:
         raise ValueError(f"heat.bin_s must be within (0, {MAX_BIN_S}] seconds, got {heat.bin_s}")
     if (np.abs(starts) > MAX_TIME_S).any():
         raise ValueError(f"heat.starts_s must be within ±{MAX_TIME_S:g} s")
-    return errors
+    if heat.scores is None:
+        return np.asarray(scores_from_errors(errors))
+    scores = np.asarray(heat.scores, dtype=np.float64)
+    if scores.shape != errors.shape:
+        raise ValueError(f"heat.scores must have the shape of heat.errors_deg, {errors.shape}")
+    finite = scores[~np.isnan(scores)]
+    if not np.isfinite(finite).all() or (finite < 0).any() or (finite > 100).any():
+        raise ValueError("heat.scores must be within 0..100 or NaN (unseen)")
+    if heat.ratings is not None and (
+        len(heat.ratings) != errors.shape[1]
+        or any(r is not None and r not in RATING_NAMES for r in heat.ratings)
+    ):
+        raise ValueError(f"heat.ratings must be {errors.shape[1]} of {RATING_NAMES} or None")
+    return scores
 
 
 def heatmap_layout(heat: PartTimeErrors, *, title: str | None = None) -> HeatmapLayout:
     """Where ``heatmap_png`` puts each cell and time; also maps a tap on the image to a time."""
     errors = _check_heat(heat)
     bins = errors.shape[1]
-    label_w = max(load_font(22).getlength(_part_label(p)) for p in heat.parts)
+    labels = [_part_label(p) for p in heat.parts] + ([_moves_label()] if heat.ratings else [])
+    label_w = max(load_font(22).getlength(label) for label in labels)
     plot_x = _MARGIN + math.ceil(label_w) + 12
     plot_max = HEATMAP_MAX_WIDTH - plot_x - _MARGIN
     group = math.ceil(bins * HEATMAP_MIN_CELL_W / plot_max)
@@ -122,13 +151,19 @@ def heatmap_layout(heat: PartTimeErrors, *, title: str | None = None) -> Heatmap
     plot_w = min(cols * HEATMAP_MAX_CELL_W, plot_max)
     legend_w = _legend_width()
     width = min(HEATMAP_MAX_WIDTH, max(plot_x + plot_w, legend_w + _MARGIN) + _MARGIN)
-    plot_y = _MARGIN + (40 if title else 0)
+    top = _MARGIN + (40 if title else 0)
+    moves_y = top if heat.ratings else None
+    plot_y = top + (MOVES_ROW_H + 8 if heat.ratings else 0)
     rows = len(heat.parts)
     # rows, then ticks and their labels (~34 px), then the legend (~60 px)
     height = plot_y + rows * (HEATMAP_ROW_H + _ROW_GAP) - _ROW_GAP + 34 + 60 + _MARGIN
     start = float(heat.starts_s[0])
     return HeatmapLayout(width, height, plot_x, plot_y, plot_w, rows, cols, group,
-                         start, group * heat.bin_s, start + bins * heat.bin_s)  # fmt: skip
+                         start, group * heat.bin_s, start + bins * heat.bin_s, moves_y)  # fmt: skip
+
+
+def _moves_label() -> str:
+    return bilingual("moves", "동작")
 
 
 def _part_label(part: str) -> str:
@@ -150,17 +185,19 @@ def _legend_width() -> int:
     return int(f.getlength(bad) + f.getlength(good) + f.getlength(unseen)) + _LEGEND_BAR_W + 90
 
 
-def _cell_pixels(errors: np.ndarray, lay: HeatmapLayout) -> np.ndarray:
+def _cell_pixels(scores: np.ndarray, lay: HeatmapLayout) -> np.ndarray:
     """RGB array of the cell area (rows and gaps), one colour per cell, unseen cells hatched."""
-    bins = errors.shape[1]
-    padded = np.full((errors.shape[0], lay.cols * lay.group), np.nan)
-    padded[:, :bins] = errors
-    grouped = padded.reshape(errors.shape[0], lay.cols, lay.group)
+    bins = scores.shape[1]
+    padded = np.full((scores.shape[0], lay.cols * lay.group), np.nan)
+    padded[:, :bins] = scores
+    grouped = padded.reshape(scores.shape[0], lay.cols, lay.group)
     seen = np.isfinite(grouped).any(axis=2)
-    worst = np.where(seen, np.nanmax(np.where(np.isfinite(grouped), grouped, -1.0), axis=2), np.nan)
+    worst = np.where(
+        seen, np.nanmin(np.where(np.isfinite(grouped), grouped, 101.0), axis=2), np.nan
+    )
     colours = np.empty((lay.rows, lay.cols, 3), dtype=np.uint8)
-    for (r, c), deg in np.ndenumerate(worst):
-        colours[r, c] = score_colour(score_from_error(deg)) if math.isfinite(deg) else UNSEEN_COLOUR
+    for (r, c), score in np.ndenumerate(worst):
+        colours[r, c] = score_colour(score) if math.isfinite(score) else UNSEEN_COLOUR
     height = lay.plot_bottom - lay.plot_y
     xs = np.arange(lay.plot_w)
     # Column of each x from the boxes of cell_box, so the picture and the layout agree.
@@ -224,15 +261,51 @@ def _draw_legend(draw: ImageDraw.ImageDraw, image: Image.Image, lay: HeatmapLayo
     draw.text((x + 36, y + 9), unseen, font=f, fill=INK, anchor="lm")
 
 
+def _draw_moves(
+    draw: ImageDraw.ImageDraw, ratings: tuple[str | None, ...], lay: HeatmapLayout
+) -> None:
+    """The move-ratings strip: a pooled column shows its worst rating; letters where they fit."""
+    assert lay.moves_y is not None
+    order: dict[str, int] = {name: k for k, name in enumerate(RATING_NAMES)}
+    f = load_font(16)
+    for col in range(lay.cols):
+        chunk = [r for r in ratings[col * lay.group : (col + 1) * lay.group] if r is not None]
+        x0, y0, x1, y1 = lay.moves_box(col)
+        if not chunk:
+            draw.rectangle([x0, y0, x1 - 1, y1 - 1], fill=UNSEEN_COLOUR)
+            continue
+        worst = max(chunk, key=order.__getitem__)
+        gutter = 1 if x1 - x0 >= 10 else 0
+        draw.rectangle([x0, y0, x1 - 1 - gutter, y1 - 1], fill=RATING_COLOURS[worst])
+        if x1 - x0 >= 16:
+            draw.text(
+                ((x0 + x1) // 2, (y0 + y1) // 2),
+                RATING_LETTERS[worst],
+                font=f,
+                fill=INK,
+                anchor="mm",
+            )
+    draw.text(
+        (_MARGIN, lay.moves_y + MOVES_ROW_H // 2),
+        _moves_label(),
+        font=load_font(22),
+        fill=INK,
+        anchor="lm",
+    )
+
+
 def heatmap_png(heat: PartTimeErrors, *, title: str | None = None) -> bytes:
-    """PNG of the body part × time heatmap: each cell coloured by the part's score in that bin."""
+    """PNG of the body part × time heatmap: each cell coloured by the part's score in that bin,
+    under a strip of the moves' ratings when the bins carry them."""
     if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE_CHARS):
         raise ValueError(f"title must be a string of at most {MAX_TITLE_CHARS} characters")
-    errors = _check_heat(heat)
+    scores = _check_heat(heat)
     lay = heatmap_layout(heat, title=title)
     image = Image.new("RGB", (lay.width, lay.height), BACKGROUND)
-    image.paste(Image.fromarray(_cell_pixels(errors, lay)), (lay.plot_x, lay.plot_y))
+    image.paste(Image.fromarray(_cell_pixels(scores, lay)), (lay.plot_x, lay.plot_y))
     draw = ImageDraw.Draw(image)
+    if heat.ratings:
+        _draw_moves(draw, heat.ratings, lay)
     if title:
         f = text_font(title, 26)
         draw.text((_MARGIN, _MARGIN), fit(title, f, lay.width - 2 * _MARGIN), font=f, fill=INK)
@@ -242,13 +315,15 @@ def heatmap_png(heat: PartTimeErrors, *, title: str | None = None) -> bytes:
     _draw_axis(draw, lay)
     _draw_legend(draw, image, lay)
     seconds = lay.end_s - lay.start_s
-    description = (f"Dance Lab heatmap: {len(heat.parts)} body parts x {errors.shape[1]} bins of "
-                   f"{heat.bin_s:g} s ({_clock(seconds)}); green = good, red = needs work, grey = not seen")  # fmt: skip
+    description = (f"Dance Lab heatmap: {len(heat.parts)} body parts x {scores.shape[1]} bins of "
+                   f"{heat.bin_s:g} s ({_clock(seconds)}); green = good, red = needs work, grey = not seen"
+                   + ("; top strip: move ratings P perfect, G good, O ok, X miss" if heat.ratings else ""))  # fmt: skip
     return png_bytes(image, description)
 
 
 __all__ = [
     "HEATMAP_MAX_WIDTH",
+    "RATING_COLOURS",
     "SCORE_RAMP",
     "HeatmapLayout",
     "heatmap_layout",

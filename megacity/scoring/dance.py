@@ -2,24 +2,33 @@
 
 Pipeline: both sequences → normalised unit-vector features (``motion``) → exact banded DTW
 (``dtw``) → along the warping path, per learner frame and body part, the weighted mean of
-``1 − cos Δθ`` over the part's features → an equivalent angle ``φ = arccos(1 − mean)`` in
-degrees → a score by the calibrated map ``SCORE_ANCHORS`` (piecewise linear in φ). Parts
-combine into the overall φ with weights ``PART_WEIGHTS × (ACTIVITY_FLOOR + activity)``,
-where activity is how much the part moves in the reference (``motion.part_activity``).
+``1 − cos Δθ`` over the part's features → per moment (learner frame) a score per part and
+one for the whole body (``dance_moments``) → averages over time:
 
-Calibration (synthetic dancers of ``tests/scoring/test_dance.py``, 12 s at 30 fps): the
-same dance time-stretched 0.8–1.25×, shifted ±0.5 s, scaled, translated, at 24 fps, as
-COCO-17, or mirrored with ``mirror="on"``: φ ≤ 2° (score ≥ 98); 2 % pose jitter: φ ≈ 4°
-(97); 60 % amplitude, 150 ms late, jittered: φ ≈ 9° (89); one arm down for 2 s: φ ≈ 11°
-(84, that arm 47); mirrored with mirror off: φ ≈ 27° (33); different dances: φ ≈ 24–30°
-(27–40); random keypoints: φ ≈ 93° (0).
+* a part's score is the mean of its moment scores over the frames where it is seen;
+* the overall score is the mean of the moment scores; a moment's score is that of the
+  equivalent angle ``φ = arccos(1 − m)`` of ``m``, the mean error of its seen parts
+  weighted ``PART_WEIGHTS × (ACTIVITY_FLOOR + activity)``, where activity is how much the
+  part moves in the reference (``motion.part_activity``), by the calibrated map
+  ``SCORE_ANCHORS`` (piecewise linear in φ);
+* a timeline bin (one move: a beat with ``bpm``, else a second) scores the mean of its
+  moments and is rated perfect / good / ok / miss (``RATINGS``).
 
-The options, the score map and the result types are in ``dance_types``; the worst
-moments and the coaching lines in ``dance_feedback``.
+So a mistake costs in proportion to how long it lasted; at a moment, how much it costs
+depends on how much of the (moving) body it involved. Calibration (graded synthetic
+dancers, ``tests/scoring/test_dance_calibration.py``): one arm wrong for 0.5 / 1 / 2 / 4 s
+of 8 s ≈ 94 / 89 / 78 / 54; both arms for 2 s ≈ 75; every joint off by 10° / 20° / 30°
+≈ 70 / 16 / 5; different dances 10–46; random keypoints 0. The same dance time-stretched
+0.8–1.25×, drifting in tempo, shifted, scaled, at another fps or as COCO-17 ≥ 90.
+
+The options, the score map and the result types are in ``dance_types``; moment scores,
+ratings and the same-choreography verdict in ``dance_moments``; the worst moments and
+the coaching lines in ``dance_feedback``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,20 +37,31 @@ from types import MappingProxyType
 import numpy as np
 
 from megacity.scoring.dance_feedback import feedback, worst_moments
+from megacity.scoring.dance_moments import (
+    MIN_VISIBLE,
+    PART_MATRIX,
+    PART_SIZE,
+    bin_means,
+    bin_sums,
+    match_verdict,
+    moment_scores,
+    move_counts,
+    ratings,
+)
 from megacity.scoring.dance_types import (
     DanceConfig,
     DanceResult,
     FrameErrors,
+    Match,
+    MomentScores,
     PartTimeErrors,
     TimelinePoint,
     Timing,
     error_to_degrees,
-    score_from_error,
 )
 from megacity.scoring.dtw import dtw
 from megacity.scoring.motion import (
     FEATURE_DIM,
-    FEATURE_PART,
     FEATURES,
     Motion,
     extract_motion,
@@ -49,17 +69,19 @@ from megacity.scoring.motion import (
 )
 from megacity.scoring.pose import BODY_PARTS, PoseSequence
 
-# A part's weight in the overall score is PART_WEIGHTS × (ACTIVITY_FLOOR + how much the
-# part moves in the reference): standing upright is not part of the dance and should not
-# earn points, but a still part still counts through the floor.
+# A part's weight at a moment is PART_WEIGHTS × (ACTIVITY_FLOOR + how much the part moves
+# in the reference): standing upright is not part of the dance and should not earn
+# points, but a still part still counts through the floor.
 PART_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {**dict.fromkeys(BODY_PARTS, 1.0), "head": 0.5}
 )
 ACTIVITY_FLOOR = 0.1
 MIN_PRESENT_FRAMES = 3
-_MIN_VISIBLE = 0.2  # mean feature weight below which a part counts as not seen
-_PART_MATRIX = (FEATURE_PART[:, None] == np.arange(len(BODY_PARTS))[None, :]).astype(np.float64)
-_PART_SIZE = _PART_MATRIX.sum(axis=0)
+# A reference none of whose clearly seen features (mean weight at least STILL_SEEN: not
+# the model's jittering guesses of hidden limbs) moves more than STILL_SPREAD (circular
+# variance; 0.02 ≈ 11° of spread) is a still pose: it has no tempo or lead/lag to follow.
+STILL_SPREAD = 0.02
+STILL_SEEN = 0.6
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,14 @@ class _Aligned:
     reference: Motion
     path: np.ndarray
     mirrored: bool
-    part_weights: np.ndarray  # (parts,) weight of each part in the overall score
+    activity: np.ndarray  # (parts,) how much each part moves in the reference, 0..1
+    still: bool  # the reference is a still pose
+
+    @property
+    def part_weights(self) -> np.ndarray:
+        """PART_WEIGHTS × (ACTIVITY_FLOOR + activity): each part's weight at a moment."""
+        base = np.array([PART_WEIGHTS[p] for p in BODY_PARTS])
+        return np.asarray(base * (ACTIVITY_FLOOR + self.activity))
 
 
 def _motion(seq: PoseSequence, cfg: DanceConfig, who: str, mirror: bool = False) -> Motion:
@@ -88,16 +117,25 @@ def _motion(seq: PoseSequence, cfg: DanceConfig, who: str, mirror: bool = False)
     return m
 
 
+def _is_still(m: Motion) -> bool:
+    """No clearly seen feature of ``m`` spreads more than STILL_SPREAD (circular variance)."""
+    w = m.feature_weights
+    u = m.features.reshape(len(w), len(FEATURES), 2)
+    total = w.sum(axis=0)
+    mean = (w[..., None] * u).sum(axis=0) / np.maximum(total, 1e-9)[:, None]
+    spread = 1.0 - np.linalg.norm(mean, axis=1)
+    seen = total / max(len(w), 1) >= STILL_SEEN
+    return bool(spread[seen].max(initial=0.0) < STILL_SPREAD)
+
+
+def _fps(times: np.ndarray) -> float:
+    return (len(times) - 1) / max(float(times[-1] - times[0]), 1e-9)
+
+
 def _radius(times: np.ndarray, cfg: DanceConfig) -> int:
-    fps = (len(times) - 1) / max(float(times[-1] - times[0]), 1e-9)
+    fps = _fps(times)
     frames = min(max(cfg.band_fraction * len(times), cfg.band_min_s * fps), cfg.band_max_s * fps)
     return max(1, round(frames))
-
-
-def _part_weights(ref: Motion) -> np.ndarray:
-    """PART_WEIGHTS × (ACTIVITY_FLOOR + how much each part moves in the reference)."""
-    base = np.array([PART_WEIGHTS[p] for p in BODY_PARTS])
-    return base * (ACTIVITY_FLOOR + part_activity(ref))
 
 
 def _align(attempt: PoseSequence, reference: PoseSequence, cfg: DanceConfig) -> _Aligned:
@@ -117,7 +155,7 @@ def _align(attempt: PoseSequence, reference: PoseSequence, cfg: DanceConfig) -> 
         )
         per_step = res.distance / len(res.path)
         if best is None or per_step < best[0]:
-            best = (per_step, _Aligned(a, r, res.path, mirrored, _part_weights(r)))
+            best = (per_step, _Aligned(a, r, res.path, mirrored, part_activity(r), _is_still(r)))
     assert best is not None
     return best[1]
 
@@ -132,8 +170,8 @@ def _frame_errors(al: _Aligned) -> FrameErrors:
     cells = np.diff(np.append(starts, len(path)))[:, None]
     # Averaged per learner frame: a frame matched to many reference frames (the learner
     # skipped part of a move) counts once, with the mean error over what it skipped.
-    num = np.add.reduceat((w * err) @ _PART_MATRIX, starts, axis=0) / cells
-    den = np.add.reduceat(w @ _PART_MATRIX, starts, axis=0) / cells
+    num = np.add.reduceat((w * err) @ PART_MATRIX, starts, axis=0) / cells
+    den = np.add.reduceat(w @ PART_MATRIX, starts, axis=0) / cells
     first_j, last_j = path[starts, 1], path[starts + cells[:, 0] - 1, 1]
     # Learner frames matched only to the reference's first (last) frame lie before (after)
     # the reference; the last (first) of such a run is a genuine match and is kept.
@@ -147,14 +185,13 @@ def _frame_errors(al: _Aligned) -> FrameErrors:
     return FrameErrors(num, den, mid, scored)
 
 
-def _pooled(fe: FrameErrors, rows: np.ndarray) -> np.ndarray:
-    """Per-part error φ (degrees) over learner frames ``rows``; NaN for parts not seen there."""
-    num, den = fe.num[rows].sum(axis=0), fe.den[rows].sum(axis=0)
-    seen = den / max(len(rows), 1) / _PART_SIZE
-    out = np.full(len(BODY_PARTS), np.nan)
-    for p in np.flatnonzero(seen >= _MIN_VISIBLE):
-        out[p] = error_to_degrees(num[p] / den[p])
-    return out
+def _pooled_deg(num: np.ndarray, den: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Error φ (degrees) per part of pooled sums over ``frames`` (count per row); NaN unseen."""
+    seen = den / np.maximum(frames, 1)[..., None] / PART_SIZE >= MIN_VISIBLE
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(seen, num / np.where(seen, den, 1.0), 0.0)
+    deg = np.degrees(np.arccos(np.clip(1.0 - ratio, -1.0, 1.0)))
+    return np.where(seen, deg, np.nan)
 
 
 def _overall_deg(part_deg: np.ndarray, weights: np.ndarray) -> float:
@@ -166,7 +203,11 @@ def _overall_deg(part_deg: np.ndarray, weights: np.ndarray) -> float:
     return error_to_degrees(float((weights[seen] * one_minus_cos).sum() / weights[seen].sum()))
 
 
-def _timing(al: _Aligned, fe: FrameErrors) -> Timing:
+def _timing(al: _Aligned, fe: FrameErrors, match: Match) -> Timing:
+    if al.still:
+        return Timing(None, None, "still_pose")
+    if not match.same_choreography:
+        return Timing(None, None, "another_dance")
     i, j = al.path[:, 0], al.path[:, 1]
     keep = fe.scored[i] & al.reference.present[j]
     ta, tr = al.attempt.times[i[keep]], al.reference.times[j[keep]]
@@ -178,17 +219,71 @@ def _timing(al: _Aligned, fe: FrameErrors) -> Timing:
     return Timing(offset_ms=float(np.median(ta - tr)) * 1000.0, tempo_ratio=ratio)
 
 
-def _heatmap(al: _Aligned, fe: FrameErrors, cfg: DanceConfig) -> PartTimeErrors:
+def _heatmap(
+    al: _Aligned, fe: FrameErrors, ms: MomentScores, cfg: DanceConfig
+) -> tuple[PartTimeErrors, np.ndarray]:
+    """Per part × bin: pooled error φ, the mean of the moments' scores, and each bin's rating;
+    with the bins' overall scores (the mean of their moments)."""
     times = al.attempt.times
     bin_s = 60.0 / cfg.bpm if cfg.bpm else cfg.bin_s
     bins = np.floor((times - times[0]) / bin_s).astype(np.int64)
-    errors = np.full((len(BODY_PARTS), int(bins[-1]) + 1), np.nan)
-    for b in np.unique(bins[fe.scored]):
-        errors[:, b] = _pooled(fe, np.flatnonzero((bins == b) & fe.scored))
-    starts = times[0] + bin_s * np.arange(errors.shape[1])
-    starts.setflags(write=False)
-    errors.setflags(write=False)
-    return PartTimeErrors(BODY_PARTS, starts, bin_s, errors)
+    count = int(bins[-1]) + 1
+    parts = len(BODY_PARTS)
+    sums = bin_sums(np.where(fe.scored[:, None], np.hstack([fe.num, fe.den]), 0.0), bins, count)
+    frames = np.bincount(bins[fe.scored], minlength=count).astype(np.float64)
+    errors = _pooled_deg(sums[:, :parts], sums[:, parts:], frames)
+    errors[frames == 0] = np.nan
+    means = bin_means(np.hstack([ms.parts, ms.overall[:, None]]), bins, count)
+    part_scores, overall = means[:, :parts], means[:, parts]
+    starts = times[0] + bin_s * np.arange(count)
+    for array in (starts, errors, part_scores, overall):
+        array.setflags(write=False)
+    heat = PartTimeErrors(BODY_PARTS, starts, bin_s, errors.T, part_scores.T, ratings(overall))
+    return heat, overall
+
+
+@dataclass(frozen=True)
+class _Aggregate:
+    """Everything a result holds but its words: scores over time, verdict, timing."""
+
+    frames: FrameErrors  # with ``scored`` as used (every frame seen, for another dance)
+    score: float
+    error_deg: float
+    parts: dict[str, float | None]
+    heat: PartTimeErrors
+    timeline: tuple[TimelinePoint, ...]
+    match: Match
+    timing: Timing
+
+
+def _aggregate(al: _Aligned, fe: FrameErrors, cfg: DanceConfig) -> _Aggregate:
+    """Moment scores → the clip's and the parts' scores, the bins (moves), verdict, timing."""
+    ms = moment_scores(fe, al.part_weights)
+    match = match_verdict(ms, al.part_weights, al.attempt, al.reference, fe, al.still)
+    if not match.same_choreography:
+        # "Before / after the reference" comes from an alignment that means nothing for
+        # another dance: every frame with a person is scored.
+        fe = dataclasses.replace(fe, scored=al.attempt.present.copy())
+        ms = moment_scores(fe, al.part_weights)
+    rows = np.flatnonzero(fe.scored)
+    frames = np.array(float(len(rows)))
+    part_deg = _pooled_deg(fe.num[rows].sum(axis=0), fe.den[rows].sum(axis=0), frames)
+    moments_seen = np.isfinite(ms.overall)
+    if not moments_seen.any():
+        raise ValueError("no body part is visible in both the attempt and the reference")
+    counted = np.isfinite(ms.parts).sum(axis=0)
+    part_scores = np.nansum(ms.parts, axis=0) / np.maximum(counted, 1)
+    parts = {p: float(part_scores[k]) if math.isfinite(part_deg[k]) and counted[k] else None
+             for k, p in enumerate(BODY_PARTS)}  # fmt: skip
+    heat, bin_scores = _heatmap(al, fe, ms, cfg)
+    assert heat.ratings is not None
+    timeline = tuple(
+        TimelinePoint(start, start + heat.bin_s, score if math.isfinite(score) else None, rating)
+        for start, score, rating in zip(heat.starts_s.tolist(), bin_scores.tolist(), heat.ratings, strict=True)
+    )  # fmt: skip
+    return _Aggregate(fe, float(ms.overall[moments_seen].mean()),
+                      _overall_deg(part_deg, al.part_weights), parts, heat, timeline, match,
+                      _timing(al, fe, match))  # fmt: skip
 
 
 def score_dance(
@@ -197,30 +292,20 @@ def score_dance(
     """Score a learner's attempt against the reference dance (0..100), with where and when."""
     cfg = config or DanceConfig()
     al = _align(attempt, reference, cfg)
-    fe = _frame_errors(al)
-    part_deg = _pooled(fe, np.flatnonzero(fe.scored))
-    overall = _overall_deg(part_deg, al.part_weights)
-    if not math.isfinite(overall):
-        raise ValueError("no body part is visible in both the attempt and the reference")
-    heat = _heatmap(al, fe, cfg)
-    timeline = []
-    for b, start in enumerate(heat.starts_s.tolist()):
-        deg = _overall_deg(heat.errors_deg[:, b], al.part_weights)
-        score = score_from_error(deg) if math.isfinite(deg) else None
-        timeline.append(TimelinePoint(start, start + heat.bin_s, score))
-    timing = _timing(al, fe)
-    moments = worst_moments(al.attempt, al.reference, fe, heat, cfg)
-    parts = {p: score_from_error(d) if math.isfinite(d) else None
-             for p, d in zip(BODY_PARTS, part_deg.tolist(), strict=True)}  # fmt: skip
+    agg = _aggregate(al, _frame_errors(al), cfg)
+    moments = worst_moments(al.attempt, al.reference, agg.frames, agg.heat, cfg)
+    assert agg.heat.ratings is not None
     return DanceResult(
-        score=score_from_error(overall),
-        error_deg=overall,
-        parts=MappingProxyType(parts),
-        timing=timing,
-        timeline=tuple(timeline),
+        score=agg.score,
+        error_deg=agg.error_deg,
+        parts=MappingProxyType(agg.parts),
+        timing=agg.timing,
+        timeline=agg.timeline,
+        moves=MappingProxyType(move_counts(agg.heat.ratings)),
+        match=agg.match,
         worst_moments=moments,
-        feedback=feedback(score_from_error(overall), moments, timing, cfg),
-        heatmap=heat,
+        feedback=feedback(agg.score, moments, agg.timing, cfg, agg.match, agg.timeline),
+        heatmap=agg.heat,
         mirrored=al.mirrored,
         coverage=float(al.attempt.present.mean()),
     )
@@ -229,7 +314,9 @@ def score_dance(
 def part_time_errors(
     attempt: PoseSequence, reference: PoseSequence, config: DanceConfig | None = None
 ) -> PartTimeErrors:
-    """Error φ (degrees) per body part × time bin of the learner's video, for heatmaps."""
+    """Error φ (degrees) and score per body part × time bin of the learner's video, for heatmaps."""
     cfg = config or DanceConfig()
     al = _align(attempt, reference, cfg)
-    return _heatmap(al, _frame_errors(al), cfg)
+    fe = _frame_errors(al)
+    heat, _ = _heatmap(al, fe, moment_scores(fe, al.part_weights), cfg)
+    return heat

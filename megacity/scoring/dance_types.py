@@ -14,16 +14,27 @@ from typing import Any, Literal
 
 import numpy as np
 
-# (φ degrees, score), piecewise linear. φ is the overall equivalent angle; a few degrees
-# are pose-estimation jitter and frame quantisation, 10–15° a recognisable copy with
-# sloppy limbs, 20–25° the level of an unrelated dance built from similar moves, 90°
-# random poses. Calibrated on the synthetic dancers of tests/scoring/test_dance.py.
+# (φ degrees, score), piecewise linear, applied to one moment (a learner frame): φ is its
+# equivalent angle; a few degrees are pose-estimation jitter and frame quantisation,
+# 10–15° a recognisable copy with sloppy limbs, 20–25° the level of an unrelated dance
+# built from similar moves, 90° random poses. Calibrated on the synthetic dancers of
+# tests/scoring/test_dance.py and the graded table of tests/scoring/test_dance_calibration.py.
 SCORE_ANCHORS: tuple[tuple[float, float], ...] = (
-    (0.0, 100.0), (5.0, 96.0), (10.0, 88.0), (15.0, 74.0), (20.0, 50.0), (25.0, 36.0),
-    (30.0, 27.0), (40.0, 16.0), (50.0, 9.0), (65.0, 3.0), (90.0, 0.0),
+    (0.0, 100.0), (5.0, 96.0), (10.0, 87.0), (15.0, 70.0), (20.0, 40.0), (25.0, 24.0),
+    (30.0, 15.0), (40.0, 7.0), (50.0, 3.0), (65.0, 1.0), (90.0, 0.0),
 )  # fmt: skip
 
 Mirror = Literal["off", "on", "auto"]
+Rating = Literal["perfect", "good", "ok", "miss"]
+# A move (one timeline bin: a beat with bpm, else a second) is rated by its score: the
+# lowest score of each rating, from the best down; below the last one it is a "miss".
+RATINGS: tuple[tuple[Rating, float], ...] = (("perfect", 90.0), ("good", 75.0), ("ok", 50.0))
+RATING_NAMES: tuple[Rating, ...] = ("perfect", "good", "ok", "miss")
+
+
+def rating_of(score: float) -> Rating:
+    """A move's rating from its score 0..100 (``RATINGS``)."""
+    return next((name for name, floor in RATINGS if score >= floor), "miss")
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,7 @@ class DanceConfig:
     """
 
     mirror: Mirror = "off"
+    title: str | None = None  # the reference's name, for "this doesn't look like <title>"
     band_fraction: float = 0.1  # DTW band radius: this share of the reference's frames,
     band_min_s: float = 2.0  # but at least this many seconds (learner's start offset)
     band_max_s: float = 10.0  # and at most this many (memory: frames × band)
@@ -49,7 +61,7 @@ class DanceConfig:
     # Landmarks further than this outside the frame are unseen (image-normalised input);
     # None for keypoints in another coordinate system.
     frame_margin: float | None = 0.05
-    moment_min_error_deg: float = 35.0  # part-bin error φ from which a moment is "worst"
+    moment_max_score: float = 50.0  # a part's bin score at or below which it is a worst moment
     max_moments: int = 5
     max_feedback: int = 3  # advice sentences, besides the summary and timing lines
     timing_tolerance_ms: float = 150.0  # offsets within this are "on time"
@@ -64,7 +76,8 @@ class DanceConfig:
             (not 0 <= self.visibility_low < self.visibility_high <= 1, "need 0 <= visibility_low < visibility_high <= 1"),
             (not 0 <= self.max_gap_s <= 5, "max_gap_s must be within 0..5"),
             (self.frame_margin is not None and not 0 <= self.frame_margin <= 1, "frame_margin must be within 0..1"),
-            (not 0 <= self.moment_min_error_deg <= 90, "moment_min_error_deg must be within 0..90"),
+            (not 0 <= self.moment_max_score <= 100, "moment_max_score must be within 0..100"),
+            (self.title is not None and len(self.title) > 200, "title must be at most 200 characters"),
             (not 0 <= self.max_moments <= 50, "max_moments must be within 0..50"),
             (not 0 <= self.max_feedback <= 50, "max_feedback must be within 0..50"),
             (not self.timing_tolerance_ms >= 0, "timing_tolerance_ms must be >= 0"),
@@ -74,21 +87,47 @@ class DanceConfig:
                 raise ValueError(f"DanceConfig: {message}")
 
 
+TimingReason = Literal["another_dance", "still_pose"]
+
+
 @dataclass(frozen=True)
 class Timing:
-    """Learner's offset (ms, > 0 = late behind the reference) and tempo ratio (> 1 = slower)."""
+    """Learner's offset (ms, > 0 = late behind the reference) and tempo ratio (> 1 = slower).
 
-    offset_ms: float
-    tempo_ratio: float
+    Both are None when they mean nothing, and ``reason`` says why: "still_pose" (the
+    reference does not move, so it has no tempo to follow) or "another_dance" (the
+    attempt does not follow the reference at all).
+    """
+
+    offset_ms: float | None
+    tempo_ratio: float | None
+    reason: TimingReason | None = None
 
 
 @dataclass(frozen=True)
 class TimelinePoint:
-    """Score of one time bin of the learner's video (s); None where no person was seen."""
+    """Score and rating of one time bin (one move) of the learner's video (s); None: nobody seen."""
 
     start_s: float
     end_s: float
     score: float | None
+    rating: Rating | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """Does the attempt follow the reference at all? With the evidence the verdict rests on.
+
+    ``poor_moments``: share of the learner's moments where most of the body (by weight)
+    scores below the "ok" floor; ``motion_agreement`` (−1..1): whether the learner's limbs
+    turn the way the reference's do at the matched moments (None for a still reference).
+    ``confidence`` (0.5..1) is how sure the verdict is (``dance_moments``).
+    """
+
+    same_choreography: bool
+    confidence: float
+    poor_moments: float
+    motion_agreement: float | None
 
 
 @dataclass(frozen=True)
@@ -122,12 +161,18 @@ class Feedback:
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class PartTimeErrors:
-    """Error φ (degrees) per body part × time bin: ``errors_deg (parts, bins)``, NaN = unseen."""
+    """Error φ (degrees) per body part × time bin: ``errors_deg (parts, bins)``, NaN = unseen.
+
+    ``scores (parts, bins)``, when given, is each part's score in the bin (the mean of its
+    moments' scores), which the heatmap shows; ``ratings`` the bins' move ratings.
+    """
 
     parts: tuple[str, ...]
     starts_s: np.ndarray
     bin_s: float
     errors_deg: np.ndarray
+    scores: np.ndarray | None = None
+    ratings: tuple[Rating | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +186,18 @@ class FrameErrors:
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
+class MomentScores:
+    """Scores of each learner frame (a moment), 0..100, NaN where not scored.
+
+    ``parts (frames, parts)``: each body part's score at that moment (NaN: part unseen);
+    ``overall (frames,)``: the moment's score, from the weighted mean error of its seen parts.
+    """
+
+    parts: np.ndarray
+    overall: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class DanceResult:
     """Overall score 0..100, per-part scores (None = part not visible) and their explanation."""
 
@@ -149,6 +206,8 @@ class DanceResult:
     parts: Mapping[str, float | None]
     timing: Timing
     timeline: tuple[TimelinePoint, ...]
+    moves: Mapping[Rating, int]
+    match: Match
     worst_moments: tuple[WorstMoment, ...]
     feedback: tuple[Feedback, ...]
     heatmap: PartTimeErrors
@@ -180,7 +239,16 @@ def error_to_degrees(mean_one_minus_cos: float) -> float:
     return math.degrees(math.acos(min(1.0, max(-1.0, 1.0 - mean_one_minus_cos))))
 
 
+_ANCHOR_DEG = np.array([d for d, _ in SCORE_ANCHORS])
+_ANCHOR_SCORE = np.array([s for _, s in SCORE_ANCHORS])
+
+
 def score_from_error(error_deg: float) -> float:
     """Score 0..100 from an equivalent angular error in degrees (``SCORE_ANCHORS``)."""
-    xs, ys = zip(*SCORE_ANCHORS, strict=True)
-    return float(np.interp(error_deg, xs, ys))
+    return float(np.interp(error_deg, _ANCHOR_DEG, _ANCHOR_SCORE))
+
+
+def scores_from_errors(error_deg: np.ndarray) -> np.ndarray:
+    """``score_from_error`` of every element (NaN stays NaN)."""
+    out = np.interp(np.nan_to_num(error_deg, nan=0.0), _ANCHOR_DEG, _ANCHOR_SCORE)
+    return np.where(np.isnan(error_deg), np.nan, out)

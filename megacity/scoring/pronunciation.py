@@ -25,9 +25,16 @@ Scores, 0–100, one decimal:
 * fluency (``fluency`` module) needs word timings; without them it is None, because text
   alone shows neither speed nor pauses. With them it combines pause time beyond the
   mode's tolerance and speech rate; singalong ignores silence and scores rate leniently.
-* overall = C/100 · (0.6 · A + 0.2 · F) + 0.2 · C, for accuracy A, fluency F and
-  completeness C: accuracy and fluency describe only the share of the text that was
-  spoken, so they count in that proportion (one perfect word out of thirty: 3.3, not 80).
+* prosody P (shadowing and singalong against a reference recording: intonation, pauses
+  and pace, or pitch and rhythm; ``scoring.prosody``, ``scoring.pitch``) is given by the
+  caller, None otherwise.
+* overall = C/100 · (wA · A + wF · F + wP · P) + wC · C, for accuracy A, fluency F,
+  prosody P and completeness C: accuracy, fluency and prosody describe only the share of
+  the text that was spoken, so they count in that proportion (one perfect word out of
+  thirty: 3.3, not 80). Weights (wA, wF, wP, wC) per mode (``MODE_WEIGHTS``): read
+  0.6 / 0.2 / – / 0.2, shadowing 0.45 / 0.15 / 0.2 / 0.2, singalong 0.3 / 0.1 / 0.4 / 0.2;
+  without prosody, 0.6 / 0.2 / – / 0.2 in every mode. A missing score's weight is shared
+  out among the others in proportion.
   Without fluency: C/100 · 0.75 · A + 0.25 · C.
 
 ``unexpected_break`` marks a word after longer silence than the mode allows (read 0.7 s
@@ -45,6 +52,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -73,6 +81,16 @@ class RecognizedWord:
     probability: float = 1.0
 
 
+# (accuracy, fluency, prosody, completeness) weights of overall, per mode, with a prosody score.
+MODE_WEIGHTS: Mapping[str, tuple[float, float, float, float]] = MappingProxyType(
+    {
+        "read": (0.6, 0.2, 0.0, 0.2),
+        "shadowing": (0.45, 0.15, 0.2, 0.2),
+        "singalong": (0.3, 0.1, 0.4, 0.2),
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ScoringConfig:
     """Weights and thresholds; the defaults are the documented formulas."""
@@ -82,6 +100,9 @@ class ScoringConfig:
     completeness_weight: float = 0.2
     confidence_floor: float = 0.6  # Whisper probability below which exact words lose accuracy
     confidence_max_penalty: float = 0.2  # share of accuracy lost at probability 0
+    prosody_weights: Mapping[str, tuple[float, float, float, float]] = field(
+        default_factory=lambda: MODE_WEIGHTS
+    )
     modes: Mapping[str, ModeProfile] = field(default_factory=lambda: DEFAULT_MODES)
     rates: Mapping[str, RateBand] = field(default_factory=lambda: DEFAULT_RATES)
 
@@ -116,12 +137,14 @@ class WordResult:
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """The four headline scores, 0–100; fluency is None without word timings."""
+    """The headline scores, 0–100; fluency is None without word timings, prosody without
+    a reference recording (and in read mode)."""
 
     accuracy: float
     completeness: float
     fluency: float | None
     overall: float
+    prosody: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,15 +199,25 @@ def assess(
     mode: str = "read",
     words: Sequence[RecognizedWord] | None = None,
     config: ScoringConfig | None = None,
+    prosody: float | None = None,
 ) -> Assessment:
-    """Score an attempt; with ``words`` (Whisper timings) they, not transcript, are what was heard."""
+    """Score an attempt; with ``words`` (Whisper timings) they, not transcript, are what was heard.
+
+    ``prosody`` (0–100, from ``scoring.prosody`` or ``scoring.pitch``) counts in overall
+    with the mode's weights.
+    """
     cfg = config or ScoringConfig()
+    if prosody is not None and not (math.isfinite(prosody) and 0.0 <= prosody <= 100.0):
+        raise ValueError("prosody must be within 0..100")
     _check_input(reference_text, transcript, language, mode, words)
-    ref_words = textnorm.reference_words(reference_text, language)
+    # Numbers with several readings: the reference's as the learner said them, then what
+    # was heard as the reference says it (textnorm, spoken_forms).
+    first_heard = [h.text for h in _heard_units(transcript, words, language, None)]
+    ref_words = textnorm.reference_words(reference_text, language, first_heard)
     if not ref_words:
         raise ValueError("reference_text has no words to score")
-    heard = _heard_units(transcript, words, language)
     ref_units = [u for w in ref_words for u in w.units]
+    heard = _heard_units(transcript, words, language, ref_units)
     heard_units = [h.text for h in heard]
     unit_word = [index for index, w in enumerate(ref_words) for _ in w.units]
     pairs = align(ref_units, heard_units, _SIMILARITY[language], _MIN_SIMILARITY[language])
@@ -205,7 +238,9 @@ def assess(
     return Assessment(
         language=language,
         mode=mode,
-        scores=_scores([raw for _, raw in scored], results, len(ref_words), fluency, cfg),
+        scores=_scores(
+            [raw for _, raw in scored], results, len(ref_words), fluency, prosody, mode, cfg
+        ),
         cer=_cer(ref_units, heard_units, language),
         wer=_wer(ref_units, heard_units, results, language),
         words=tuple(results),
@@ -241,17 +276,20 @@ def _check_input(
 
 
 def _heard_units(
-    transcript: str, words: Sequence[RecognizedWord] | None, language: str
+    transcript: str,
+    words: Sequence[RecognizedWord] | None,
+    language: str,
+    reference: Sequence[str] | None,
 ) -> list[_Heard]:
     """Recognised units; a recognised word's time is shared evenly among its units."""
     # Korean insertions are grouped per spoken word (eojeol); elsewhere per written token.
     by_origin = language == "ko"
     if not words:
-        units = textnorm.units(transcript.split(), language)
+        units = textnorm.units(transcript.split(), language, reference=reference)
         return [_Heard(u.text, u.origin if by_origin else u.token, None, None, None) for u in units]
     # Spaced languages get a separator in case a client strips Whisper's leading spaces.
     sep = " " if language in ("en", "ko") else ""
-    units = textnorm.units([w.word for w in words], language, sep=sep)
+    units = textnorm.units([w.word for w in words], language, sep=sep, reference=reference)
     per_word = Counter(u.origin for u in units)
     seen: Counter[int] = Counter()
     heard = []
@@ -363,21 +401,32 @@ def _scores(
     results: Sequence[WordResult],
     n_reference: int,
     fluency: float | None,
+    prosody: float | None,
+    mode: str,
     cfg: ScoringConfig,
 ) -> Scores:
     spoken = [a for a, r in zip(raw_accuracy, results, strict=True) if r.error_type != "omission"]
     accuracy = sum(spoken) / len(spoken) if spoken else 0.0
     omitted = sum(1 for r in results if r.error_type == "omission")
     completeness = 100.0 * (n_reference - omitted) / n_reference
-    w_a, w_f, w_c = cfg.accuracy_weight, cfg.fluency_weight, cfg.completeness_weight
-    if fluency is None:
-        w_a, w_f, w_c = w_a / (w_a + w_c), 0.0, w_c / (w_a + w_c)
+    if prosody is not None and mode in cfg.prosody_weights:
+        weights = cfg.prosody_weights[mode]
+    else:
+        weights = (cfg.accuracy_weight, cfg.fluency_weight, 0.0, cfg.completeness_weight)
+    values = (accuracy, fluency, prosody, completeness)
+    present = [(w, v) for w, v in zip(weights, values, strict=True) if v is not None]
+    total = sum(w for w, _ in present) or 1.0
+    w_a, w_f, w_p, w_c = (
+        w / total if v is not None else 0.0 for w, v in zip(weights, values, strict=True)
+    )
     spoken_share = completeness / 100.0
-    overall = spoken_share * (w_a * accuracy + w_f * (fluency or 0.0)) + w_c * completeness
+    overall = (spoken_share * (w_a * accuracy + w_f * (fluency or 0.0) + w_p * (prosody or 0.0))
+               + w_c * completeness)  # fmt: skip
     return Scores(
         accuracy=round(accuracy, 1),
         completeness=round(completeness, 1),
         fluency=_round(fluency, 1),
+        prosody=_round(prosody, 1),
         overall=round(overall, 1),
     )
 

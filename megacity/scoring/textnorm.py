@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
+from . import spoken_forms
 from .korean import native_korean, sino_korean
 
 LANGUAGES = ("ko", "en", "ja", "zh")
@@ -93,16 +94,27 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_QUOTES)
 
 
-def units(segments: Sequence[str], language: str, sep: str = " ") -> list[Unit]:
-    """Comparison units of recognised text given as segments joined by sep (Whisper words: "")."""
+def units(
+    segments: Sequence[str],
+    language: str,
+    sep: str = " ",
+    reference: Sequence[str] | None = None,
+) -> list[Unit]:
+    """Comparison units of recognised text given as segments joined by sep (Whisper words: "").
+
+    With the ``reference`` units, a number with several readings (Korean Sino-Korean or
+    native, an English year) is read the way the reference says it (``spoken_forms``).
+    """
     check_language(language)
+    said = _joined(reference, language)
     normed = [normalize(s) for s in segments]
     starts, offset = [], 0
     for seg in normed:
         starts.append(offset)
         offset += len(seg) + len(sep)
-    tokens = _scan(sep.join(normed), starts)
-    spelled = _spell_tokens(tokens, language)
+    flat = sep.join(normed)
+    tokens = _scan(flat, starts)
+    spelled = _spell_tokens(tokens, language, flat, said)
     return [
         Unit(text, tok.origin, index)
         for index, (tok, texts) in enumerate(zip(tokens, spelled, strict=True))
@@ -110,12 +122,16 @@ def units(segments: Sequence[str], language: str, sep: str = " ") -> list[Unit]:
     ]
 
 
-def reference_words(text: str, language: str) -> list[RefWord]:
-    """Split a reference text into scored words: space-separated for ko, tokens otherwise."""
+def reference_words(text: str, language: str, heard: Sequence[str] | None = None) -> list[RefWord]:
+    """Split a reference text into scored words: space-separated for ko, tokens otherwise.
+
+    With the ``heard`` units, a written number with several readings is read the way the
+    learner said it (the reference "1999" heard as "nineteen ninety nine").
+    """
     check_language(language)
     flat = normalize(text)
     tokens = _scan(flat, [m.start() for m in re.finditer(r"\S+", flat)])
-    spelled = _spell_tokens(tokens, language)
+    spelled = _spell_tokens(tokens, language, flat, _joined(heard, language))
     groups: list[list[int]] = []
     for index, tok in enumerate(tokens):
         # Korean words are the space-separated eojeol; English and CJK words are tokens.
@@ -140,6 +156,13 @@ def reference_words(text: str, language: str) -> list[RefWord]:
     return words
 
 
+def _joined(found: Sequence[str] | None, language: str) -> str | None:
+    """Units as one string to look a reading up in: words between spaces, else run together."""
+    if found is None:
+        return None
+    return f" {' '.join(found)} " if language == "en" else "".join(found)
+
+
 def _boundary(between: str) -> Boundary:
     if any(c in _SENTENCE_MARKS for c in between):
         return Boundary.SENTENCE
@@ -158,14 +181,20 @@ def _scan(flat: str, segment_starts: Sequence[int]) -> list[_Token]:
     return tokens
 
 
-def _spell_tokens(tokens: Sequence[_Token], language: str) -> list[list[str]]:
-    """Comparison units for each token, in order."""
+def _spell_tokens(
+    tokens: Sequence[_Token], language: str, flat: str, reference: str | None = None
+) -> list[list[str]]:
+    """Comparison units for each token, in order; ``reference`` (its units joined, see
+    ``units``) picks between the readings of a number that has several."""
     spelled = []
     for index, tok in enumerate(tokens):
         if tok.kind == "num":
-            spelled.append(spell_number(tok.text, language, _counter_after(tokens, index)))
+            spelled.append(_number(tokens, index, language, reference))
         elif tok.kind == "word":
-            spelled.append([tok.text.casefold()])
+            said = (
+                spoken_forms.abbreviation(tok.text, flat[tok.end :]) if language == "en" else None
+            )
+            spelled.append(list(said) if said else [tok.text.casefold()])
         elif language == "ja":
             spelled.append([_hiragana(tok.text)])
         else:
@@ -173,21 +202,32 @@ def _spell_tokens(tokens: Sequence[_Token], language: str) -> list[list[str]]:
     return spelled
 
 
-# Korean counters read with native numbers (세 시, 두 개); 개월 is the Sino-Korean exception.
-_NATIVE_COUNTERS = ("시간", "시", "개", "명", "살", "마리", "잔", "권", "병", "그릇", "대", "장")
-_SINO_COUNTERS = ("개월",)
+def _number(
+    tokens: Sequence[_Token], index: int, language: str, reference: str | None
+) -> list[str]:
+    tok = tokens[index]
+    following = _hangul_after(tokens, index) if language == "ko" else ""
+    plain = tok.text.isdigit() and not (len(tok.text) > 1 and tok.text[0] == "0")
+    if language == "ko" and plain and int(tok.text) <= spoken_forms.NATIVE_KOREAN_MAX * 100:
+        readings = [list(r) for r in spoken_forms.korean_readings(int(tok.text), following)]
+        return spoken_forms.choose(readings, reference, "")
+    default = spell_number(tok.text, language, spoken_forms.counter_is_native(following))
+    year = (
+        spoken_forms.english_year(int(tok.text), _english) if language == "en" and plain else None
+    )
+    if year is None:
+        return default
+    return spoken_forms.choose([default, year], reference, " ")
 
 
-def _counter_after(tokens: Sequence[_Token], index: int) -> bool:
-    """True when a Korean native counter follows the number token at index."""
+def _hangul_after(tokens: Sequence[_Token], index: int) -> str:
+    """The Hangul syllables right after the number token at index (a counter, maybe)."""
     following = ""
     for tok in tokens[index + 1 : index + 3]:
         if tok.kind != "hangul":
             break
         following += tok.text
-    if following.startswith(_SINO_COUNTERS):
-        return False
-    return following.startswith(_NATIVE_COUNTERS)
+    return following
 
 
 def _hiragana(text: str) -> str:

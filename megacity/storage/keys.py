@@ -39,6 +39,7 @@ class Kind(StrEnum):
     PROFILE = "profile"
     MODEL = "model"
     GENERATED = "generated"
+    CONTOUR = "contour"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ _LAYOUT: tuple[tuple[re.Pattern[str], Kind], ...] = tuple(
         (rf"users/{_SEG}/profile/{_SEG}", Kind.PROFILE),
         (rf"ai-models/{_SEG}/{_SEG}/{_SEG}", Kind.MODEL),
         (rf"kzone/generated/{_SEG}/{_SEG}\.[a-z0-9]+", Kind.GENERATED),
+        (rf"kzone/voice/references/{_SEG}/contour\.npz", Kind.CONTOUR),
     )
 )
 
@@ -176,6 +178,13 @@ def reference_video_key(reference_id: str, ext: str = "mp4") -> ObjectKey:
     """kzone/dance/references/{reference_id}/video.{ext}: a reference's source video."""
     rid = segment(reference_id, "reference_id")
     return _key(Kind.VIDEO, "kzone/dance/references", rid, f"video.{extension(ext)}")
+
+
+def voice_contour_key(reference_id: str) -> ObjectKey:
+    """kzone/voice/references/{reference_id}/contour.npz: a voice reference's pitch contour
+    and word timings (the song or line itself is not kept)."""
+    rid = segment(reference_id, "reference_id")
+    return _key(Kind.CONTOUR, "kzone/voice/references", rid, "contour.npz")
 
 
 def analysis_image_key(analysis_id: str, name: str) -> ObjectKey:

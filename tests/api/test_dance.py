@@ -159,8 +159,13 @@ def test_same_moves_cut_in_time_score_high_with_pictures(
     parts = body["body_parts"]
     assert parts["head"] >= 90 and parts["torso"] >= 90
     assert all(parts[p] is None or parts[p] >= 80 for p in BODY_PARTS)
-    assert set(body["timing"]) == {"offset_ms", "tempo_ratio"}
-    assert body["timing"]["tempo_ratio"] > 0  # a still pose has no tempo to measure
+    # A still pose has no tempo or lead/lag to follow: null, with the reason.
+    assert body["timing"] == {"offset_ms": None, "tempo_ratio": None, "reason": "still_pose"}
+    assert body["match"]["same_choreography"] is True
+    assert sum(body["moves"].values()) == len(
+        [p for p in body["timeline"] if p["score"] is not None]
+    )
+    assert all(p["rating"] in ("perfect", "good", "ok", "miss", None) for p in body["timeline"])
     assert body["timeline"] and all("score" in p for p in body["timeline"])
     beat = 60 / 120  # the reference's bpm: one timeline point per beat
     assert abs(body["timeline"][0]["end_s"] - body["timeline"][0]["start_s"] - beat) < 1e-6
@@ -210,8 +215,12 @@ def test_keypoints_calibration_through_the_api(client: httpx.Client) -> None:
     assert same["score"] == 100 and same["worst_moments"] == []
     _png(client, same["heatmap_url"])
     _png(client, same["overlay_url"])  # drawn on a plain background: no video
-    assert score(_track(dancer(2, t)))["score"] <= 50
+    other = score(_track(dancer(2, t)))
+    assert other["score"] <= 50 and other["match"]["same_choreography"] is False
+    assert other["timing"] == {"offset_ms": None, "tempo_ratio": None, "reason": "another_dance"}
+    assert [f["en"][:33] for f in other["feedback"]] == ["This doesn't look like the refere"]
     arm = score(_track(dancer(1, t, left_arm_down=(3.0, 5.0))))
+    assert arm["match"]["same_choreography"] is True and arm["moves"]["miss"] >= 1
     assert arm["worst_moments"][0]["part"] == "left_arm"
     assert any("0:03" in f["en"] and "왼팔" in f["ko"] for f in arm["feedback"])
 

@@ -245,7 +245,7 @@ def test_missing_file_and_wrong_content_type(http: httpx.Client) -> None:
 def _check_analysis(body: dict[str, Any], reference_words: int, language: str) -> None:
     assert set(body) >= {"transcription", "scores", "words", "cer", "wer", "language", "mode"}
     assert body["language"] == language
-    assert set(body["scores"]) == {"accuracy", "completeness", "fluency", "overall"}
+    assert set(body["scores"]) == {"accuracy", "completeness", "fluency", "prosody", "overall"}
     for name in ("accuracy", "completeness", "overall"):
         assert 0 <= body["scores"][name] <= 100
     assert body["cer"] >= 0 and body["wer"] >= 0
@@ -320,6 +320,7 @@ def test_score_exact_transcript_without_timings(http: httpx.Client) -> None:
         "accuracy": 100.0,
         "completeness": 100.0,
         "fluency": None,
+        "prosody": None,
         "overall": 100.0,
     }
     assert body["cer"] == 0 and body["wer"] == 0

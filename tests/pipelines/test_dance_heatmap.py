@@ -15,14 +15,14 @@ from megacity.pipelines.dance_heatmap import (
     heatmap_png,
     score_colour,
 )
-from megacity.scoring.dance_types import PartTimeErrors
+from megacity.scoring.dance_types import PartTimeErrors, score_from_error
 from megacity.scoring.pose import BODY_PARTS
 from tests.pipelines.pictures import decode, pixel
 
 GREEN, RED = score_colour(100.0), score_colour(0.0)
 
 
-def _heat(bins: int, bin_s: float = 1.0, fill: float = 20.0, start: float = 0.0) -> PartTimeErrors:
+def _heat(bins: int, bin_s: float = 1.0, fill: float = 18.0, start: float = 0.0) -> PartTimeErrors:
     errors = np.full((len(BODY_PARTS), bins), fill)
     return PartTimeErrors(BODY_PARTS, start + bin_s * np.arange(bins), bin_s, errors)
 
@@ -71,7 +71,7 @@ def test_phone_widths_and_long_songs() -> None:
         assert image.size[0] <= HEATMAP_MAX_WIDTH and lay.group == 1 and lay.cols == bins
         assert lay.cell_box(0, bins - 1)[2] <= image.size[0]
         assert _centrepixel(image, lay.cell_box(0, bins - 1)) == RED
-        assert _centrepixel(image, lay.cell_box(0, 0)) == score_colour(50.0)
+        assert _centrepixel(image, lay.cell_box(0, 0)) == score_colour(score_from_error(18.0))
     assert sizes[10][0] < sizes[60][0] and sizes[10][1] == sizes[360][1]
 
 
@@ -130,3 +130,27 @@ def test_korean_labels_when_a_hangul_font_exists(hangul_font: Callable[[], None]
     hangul_font()
     assert heatmap_layout(_heat(5)).plot_x > plain  # "left arm  왼팔" is wider
     assert decode(heatmap_png(_heat(5))).size[0] <= HEATMAP_MAX_WIDTH
+
+
+def test_scores_win_over_errors_and_moves_get_a_rating_strip() -> None:
+    heat = _heat(8)
+    scores = np.full((len(BODY_PARTS), 8), 95.0)
+    scores[3, 2] = 10.0  # right arm, 0:02: a miss
+    ratings = ("perfect", "good", "miss", "ok", "perfect", None, "perfect", "perfect")
+    rated = PartTimeErrors(heat.parts, heat.starts_s, heat.bin_s, heat.errors_deg, scores, ratings)
+    image = decode(heatmap_png(rated))
+    lay = heatmap_layout(rated)
+    assert lay.moves_y is not None and lay.plot_y > heatmap_layout(heat).plot_y
+    assert _centrepixel(image, lay.cell_box(3, 2)) == RED  # the score, not the 18° error
+    assert _centrepixel(image, lay.cell_box(0, 0)) == GREEN
+    x0, y0, _, _ = lay.moves_box(2)
+    assert pixel(image, (x0 + 2, y0 + 2)) == dh.RATING_COLOURS["miss"]
+    x0, y0, _, _ = lay.moves_box(1)
+    assert pixel(image, (x0 + 2, y0 + 2)) == dh.RATING_COLOURS["good"]
+    assert "move ratings" in decode(heatmap_png(rated)).info["Description"]
+    with pytest.raises(ValueError, match="ratings"):
+        heatmap_png(
+            PartTimeErrors(heat.parts, heat.starts_s, 1.0, heat.errors_deg, scores, ("great",) * 8)
+        )
+    with pytest.raises(ValueError, match="scores"):
+        heatmap_png(PartTimeErrors(heat.parts, heat.starts_s, 1.0, heat.errors_deg, scores * 2))

@@ -55,6 +55,11 @@ def dancer(
         wrong = (t >= left_arm_down[0]) & (t < left_arm_down[1])
         a["l_upper"] = np.where(wrong, 0.15, a["l_upper"])
         a["l_elbow"] = np.where(wrong, 0.05, a["l_elbow"])
+    return body(a, t)
+
+
+def body(a: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+    """Keypoints ``(frames, 33, 4)`` of a body whose joint angles (radians, see ``_BASE``) are ``a``."""
     bounce = np.stack([0.04 * np.sin(np.pi * t), 0.015 * np.sin(4 * np.pi * t)], axis=-1)
     up = -_dir(a["lean"], 1.0)
     side = np.stack([-up[:, 1], up[:, 0]], axis=-1)

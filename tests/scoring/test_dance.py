@@ -162,12 +162,30 @@ def test_timeline_per_beat_and_heatmap_matrix() -> None:
     assert int(np.argmax(arm)) in (4, 5) and arm[0] < 5
 
 
+def test_a_still_pose_has_no_timing_and_is_matched_by_its_pose() -> None:
+    still = np.repeat(dancer(1)[:1], 120, axis=0)
+    result = score_dance(seq(still + 0.002), seq(still))  # the same pose, a little apart
+    assert result.score >= 95 and result.match.same_choreography
+    assert result.match.motion_agreement is None  # nothing moves: nothing to agree on
+    assert (result.timing.offset_ms, result.timing.tempo_ratio) == (None, None)
+    assert result.timing.reason == "still_pose"
+    assert not any("behind" in f.en or "ahead" in f.en for f in result.feedback)
+    noise = np.random.default_rng(0).random((120, 33, 4))
+    noise[:, :, 3] = 0.9
+    other = score_dance(seq(noise), seq(still))  # nothing like the pose: judged by the poses
+    assert not other.match.same_choreography and other.timing.reason == "still_pose"
+
+
 def test_to_dict_is_json_ready() -> None:
     kp = dancer(1, left_arm_down=(4.0, 6.0))
     kp[200:260] = np.nan
     result = score_dance(seq(kp), REFERENCE)
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    assert set(data) >= {"score", "parts", "timing", "timeline", "worst_moments", "feedback"}
+    assert set(data) >= {"score", "parts", "timing", "timeline", "worst_moments", "feedback",
+                         "moves", "match"}  # fmt: skip
+    assert set(data["moves"]) == {"perfect", "good", "ok", "miss"}
+    assert data["match"]["same_choreography"] is True and data["timing"]["reason"] is None
+    assert {p["rating"] for p in data["timeline"]} <= {"perfect", "good", "ok", "miss", None}
     assert data["worst_moments"][0]["part"] == "left_arm"
     assert data["feedback"][0]["ko"] and data["feedback"][0]["en"]
     assert len(data["heatmap"]["errors_deg"]) == 6 and None in data["heatmap"]["errors_deg"][0]

@@ -409,7 +409,8 @@ def test_to_dict_is_json_ready() -> None:
     data = result.to_dict()
     assert json.loads(json.dumps(data, ensure_ascii=False)) == data
     assert set(data) == {"language", "mode", "scores", "cer", "wer", "words"}
-    assert set(data["scores"]) == {"accuracy", "completeness", "fluency", "overall"}
+    assert set(data["scores"]) == {"accuracy", "completeness", "fluency", "prosody", "overall"}
+    assert data["scores"]["prosody"] is None  # no reference recording
     assert set(data["words"][0]) == {
         "reference",
         "recognized",
@@ -467,3 +468,25 @@ def test_longest_allowed_texts_are_scored_quickly(language: str) -> None:
     assert time.perf_counter() - started < 10.0
     assert 0.0 <= unrelated.scores.overall < near.scores.overall
     assert near.scores.completeness > 95.0
+
+
+def test_prosody_counts_in_overall_with_the_modes_weights() -> None:
+    text = "the quick brown fox jumps over the lazy dog"
+    words = timed(text)
+    plain = assess(text, text, "en", "shadowing", words)
+    for mode, weight in (("shadowing", 0.2), ("singalong", 0.4)):
+        best = assess(text, text, "en", mode, words, prosody=100.0)
+        worst = assess(text, text, "en", mode, words, prosody=0.0)
+        assert best.scores.prosody == 100.0 and worst.scores.prosody == 0.0
+        assert best.scores.overall - worst.scores.overall == pytest.approx(100 * weight, abs=0.2)
+    assert plain.scores.prosody is None
+    assert (
+        assess(text, text, "en", "read", words, prosody=0.0).scores.overall == plain.scores.overall
+    )
+    half = assess(text, "the quick brown fox", "en", "singalong", None, prosody=100.0)
+    # Without timings: accuracy, prosody and completeness 0.3 : 0.4 : 0.2, renormalised.
+    c = half.scores.completeness
+    expected = c / 100 * (0.3 * half.scores.accuracy + 0.4 * 100) / 0.9 + 0.2 / 0.9 * c
+    assert half.scores.overall == pytest.approx(expected, abs=0.1)
+    with pytest.raises(ValueError, match="prosody"):
+        assess(text, text, "en", "singalong", prosody=120.0)

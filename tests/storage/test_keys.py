@@ -104,6 +104,7 @@ def test_builders_follow_the_layout_and_read_back_as_their_kind() -> None:
         keys.exam_attachment_key("exam-7", "answer.pdf"): Kind.ATTACHMENT,
         keys.profile_key("user-1", "avatar.png"): Kind.PROFILE,
         keys.model_key("kr-14b", "v2", "config.json"): Kind.MODEL,
+        keys.voice_contour_key("0123abcd"): Kind.CONTOUR,
     }
     for key, kind in built.items():
         assert key.kind is kind
@@ -118,6 +119,7 @@ def test_builders_follow_the_layout_and_read_back_as_their_kind() -> None:
     assert keys.exam_attachment_key("e1", "q.pdf").key == "exams/e1/attachments/q.pdf"
     assert keys.profile_key("u1", "me.jpg").key == "users/u1/profile/me.jpg"
     assert keys.model_key("m", "v1", "w.bin").key == "ai-models/m/v1/w.bin"
+    assert keys.voice_contour_key("v1").key == "kzone/voice/references/v1/contour.npz"
 
 
 def test_two_recordings_in_the_same_microsecond_get_different_keys() -> None:

@@ -72,6 +72,7 @@ def test_the_default_policy_covers_every_kind() -> None:
         "profile": None,
         "model": None,
         "generated": 90,
+        "contour": None,
     }
     assert POLICY.rule("unknown") is None
 
