@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from megacity.routing.balancer import NodeState
+from megacity.routing.node_state import NodeState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _ROUTE_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01)
@@ -37,12 +37,32 @@ class _NodeCollector(Collector):
         queue = GaugeMetricFamily(
             "megacity_node_reported_waiting", "Queue length the node reported", labels=["node"]
         )
+        running = GaugeMetricFamily(
+            "megacity_node_reported_running", "Running sequences the node reported", labels=["node"]
+        )
+        kv_cache = GaugeMetricFamily(
+            "megacity_node_kv_cache_usage", "KV-cache use the node reported, 0..1", labels=["node"]
+        )
+        tokens = GaugeMetricFamily(
+            "megacity_node_tokens_in_flight",
+            "Prompt and answer tokens this router has in flight per node (estimate)",
+            labels=["node"],
+        )
+        load = GaugeMetricFamily(
+            "megacity_node_load",
+            "The balancer's load figure: request-equivalents per unit of weight",
+            labels=["node"],
+        )
         for s in self._states():
             in_flight.add_metric([s.name], s.in_flight)
             healthy.add_metric([s.name], 1.0 if s.healthy else 0.0)
             breaker.add_metric([s.name], int(s.breaker.state))
             queue.add_metric([s.name], s.reported_waiting)
-        yield from (in_flight, healthy, breaker, queue)
+            running.add_metric([s.name], s.reported_running)
+            kv_cache.add_metric([s.name], s.kv_cache_usage)
+            tokens.add_metric([s.name], s.tokens_in_flight)
+            load.add_metric([s.name], s.load)
+        yield from (in_flight, healthy, breaker, queue, running, kv_cache, tokens, load)
 
 
 class Metrics:
@@ -86,8 +106,15 @@ class Metrics:
             ["check", "outcome", "zone"],
             registry=self.registry,
         )
+        self._routes = Counter(
+            "megacity_route_decisions",
+            "Node choices by balancing policy and reason (affinity, spill, moved, …)",
+            ["policy", "reason"],
+            registry=self.registry,
+        )
         self.registry.register(_NodeCollector(states))
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+        self._route_children: dict[tuple[str, str], Counter] = {}
 
     def observe_request(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
         """Count one answered request; label children are cached (they cost µs to look up)."""
@@ -100,6 +127,14 @@ class Metrics:
 
     def observe_route(self, seconds: float) -> None:
         self._route.observe(seconds)
+
+    def route_decision(self, policy: str, reason: str) -> None:
+        """Count one node choice (children cached: this runs on every request)."""
+        child = self._route_children.get((policy, reason))
+        if child is None:
+            child = self._routes.labels(policy, reason)
+            self._route_children[(policy, reason)] = child
+        child.inc()
 
     def upstream_error(self, node: str, kind: str) -> None:
         self._upstream_errors.labels(node, kind).inc()
