@@ -92,6 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     standin.add_argument("--chunk-ms", type=float, default=0.0)
     standin.add_argument("--chunks", type=int, default=8)
     standin.add_argument("--models", nargs="*", default=[])
+    standin.add_argument(
+        "--simulate",
+        action="store_true",
+        help="time answers with a simulated engine: prefix cache, prefill/decode, slots",
+    )
+    standin.add_argument("--max-running", type=int, default=8, help="sequences at once")
+    standin.add_argument("--prefill-ms-per-token", type=float, default=0.05)
+    standin.add_argument("--decode-tokens-per-s", type=float, default=200.0)
+    standin.add_argument("--cache-blocks", type=int, default=4096, help="prefix-cache blocks")
+    standin.add_argument("--block-tokens", type=int, default=16)
     standin.set_defaults(func=_standin)
 
     engine = sub.add_parser("engine", help="run an engine node (speech, pose, image, tts)")
@@ -413,6 +423,7 @@ def _watermark_verify(args: argparse.Namespace) -> int:
 def _standin(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from megacity.simulation import SimulationConfig
     from megacity.testing import StandinConfig, StandinLLM
 
     config = StandinConfig(
@@ -421,9 +432,17 @@ def _standin(args: argparse.Namespace) -> int:
         chunk_ms=args.chunk_ms,
         chunks=args.chunks,
         models=list(args.models),
+        simulate=args.simulate,
+    )
+    simulation = SimulationConfig(
+        block_tokens=args.block_tokens,
+        cache_blocks=args.cache_blocks,
+        prefill_ms_per_token=args.prefill_ms_per_token,
+        decode_tokens_per_s=args.decode_tokens_per_s,
+        max_running=args.max_running,
     )
     uvicorn.run(
-        StandinLLM(config),
+        StandinLLM(config, simulation),
         host=args.host,
         port=args.port,
         loop="uvloop",
