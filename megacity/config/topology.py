@@ -162,7 +162,7 @@ class RoutingPolicy(_Strict):
     """
 
     policy: Literal["cache_aware", "least_loaded", "round_robin"] = "cache_aware"
-    load_factor: float = Field(default=1.25, ge=1.0, le=10.0)  # 1 + ε of bounded loads
+    load_factor: float = Field(default=2.0, ge=1.0, le=10.0)  # 1 + ε of bounded loads
     virtual_nodes: int = Field(default=100, ge=1, le=10_000)  # ring points per unit weight
 
 

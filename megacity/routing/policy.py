@@ -146,7 +146,7 @@ class CacheAware:
 
     name = "cache_aware"
 
-    def __init__(self, load_factor: float = 1.25, points: int = 100) -> None:
+    def __init__(self, load_factor: float = 2.0, points: int = 100) -> None:
         self.load_factor = load_factor
         self.points = points
         self._fallback = LeastLoaded()

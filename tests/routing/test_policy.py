@@ -125,9 +125,9 @@ def test_an_overloaded_home_spills_to_the_next_node_on_the_ring() -> None:
     assert ring[0] == home
     for name in "abcd":
         b.nodes[name].in_flight = 4
-    b.nodes[home].in_flight = 9  # 4 × 1.25 + 1 = 6 is its bound here; it is over
+    b.nodes[home].in_flight = 20  # share (12 + 20) / 4 = 8, bound 2 × 8 + 1 = 17: over
     assert chosen(b, key(7)) == (ring[1], SPILL)
-    b.nodes[home].in_flight = 5  # under the bound again: back home
+    b.nodes[home].in_flight = 12  # share 6, bound 13: under the bound again, back home
     assert chosen(b, key(7)) == (home, AFFINITY)
 
 
