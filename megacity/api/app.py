@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from megacity.api import (
     tutor,
 )
 from megacity.api.auth import AuthMiddleware, jwks_router
+from megacity.api.fast_path import OpenAIFastPath
 from megacity.api.limits import LimitMiddleware
 from megacity.api.middleware import RequestMiddleware
 from megacity.api.services import Services
@@ -40,6 +42,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.start()
+        if settings.gc_freeze:
+            gc.collect()
+            gc.freeze()  # start-up's objects are permanent: collections skip them
         try:
             yield
         finally:
@@ -66,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(jwks_router(services.auth_keys))
     default_zone = services.topology.default_zone
+    app.add_middleware(OpenAIFastPath, services=services)  # the innermost: after the limits
     app.add_middleware(
         LimitMiddleware,
         limiter=services.limiter,

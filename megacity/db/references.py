@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from megacity.db.models import DanceReference, StoredObject, utcnow
 from megacity.db.objects import record_object
+from megacity.db.paging import MAX_PAGE
 from megacity.errors import NotFound
 from megacity.storage.base import ObjectInfo
 from megacity.storage.keys import Kind
-
-MAX_PAGE = 500
 
 
 def new_reference_id() -> str:

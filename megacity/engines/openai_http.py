@@ -61,6 +61,11 @@ class OpenAIHTTPClient:
             self._session = None
 
     @property
+    def session_or_none(self) -> aiohttp.ClientSession | None:
+        """The session once started, else None."""
+        return self._session
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("upstream client not started")
