@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the AI Router")
     _config_args(serve)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("MEGACITY_WORKERS", "1")),
+        help="router processes sharing the port (default 1; $MEGACITY_WORKERS); each keeps"
+        " its own balancer state and metrics, shared state lives in Redis/PostgreSQL",
+    )
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser(
@@ -231,6 +238,9 @@ def _serve(args: argparse.Namespace) -> int:
     from megacity.observability.logging import configure_logging
 
     configure_logging(settings.log_level)
+    workers = max(1, getattr(args, "workers", 1) or 1)
+    if workers > 1:
+        return _serve_workers(settings, workers)
     try:
         app = create_app(settings)
     except ValueError as exc:  # e.g. an invalid prompt strategy file
@@ -241,6 +251,36 @@ def _serve(args: argparse.Namespace) -> int:
         extra={"host": settings.host, "port": settings.port, "config": str(settings.config)},
     )
     _run_server(app, settings.host, settings.port)
+    return 0
+
+
+def _serve_workers(settings: Any, workers: int) -> int:
+    """N router processes on one port (uvicorn's supervisor restarts a worker that dies).
+
+    Each process builds its own app from the environment, so the command line's choices
+    travel as MEGACITY_* variables.
+    """
+    import uvicorn
+
+    os.environ["MEGACITY_CONFIG"] = str(settings.config)
+    os.environ["MEGACITY_HOST"] = settings.host
+    os.environ["MEGACITY_PORT"] = str(settings.port)
+    log.info(
+        "router starting",
+        extra={"host": settings.host, "port": settings.port, "workers": workers},
+    )
+    uvicorn.run(
+        "megacity.api.app:create_app_from_env",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 

@@ -94,6 +94,15 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def create_app_from_env() -> FastAPI:
+    """One worker of `megacity serve --workers N`: settings from the environment."""
+    from megacity.observability.logging import configure_logging
+
+    settings = Settings.load()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, with the chat/completion bodies the handlers parse themselves."""
     if app.openapi_schema:
