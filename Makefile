@@ -13,7 +13,7 @@ TORCH_VERSION ?= 2.13.0
 MEGACITY_MODELS_DIR ?= $(abspath $(wildcard ../shared/models))
 export MEGACITY_MODELS_DIR
 
-.PHONY: run serve test lint typecheck services espeak bench clean
+.PHONY: run serve test lint typecheck services espeak bench bench-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,8 +55,9 @@ espeak:
 	  || echo "warning: could not install espeak-ng; speech tests skip (fail under CI=true)"; }
 
 ## bench: benchmarks, printed as tables
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
 	$(PY) bench/gateway.py
+	$(PY) bench/routing.py
 	$(PY) bench/speech.py
 	$(PY) bench/scoring_pronunciation.py
 	$(PY) bench/scoring_dtw.py
@@ -65,6 +66,16 @@ bench: $(STAMP)
 	$(PY) bench/job_queue.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/pii.py
+
+# The gateway bench's anchors, never project dependencies: nginx and wrk from Debian,
+# vllm-router and granian in the bench's own environment (.bench/anchors).
+ANCHORS := .bench/anchors
+bench-tools:
+	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null; }
+	@test -x $(ANCHORS)/bin/vllm-router || { $(PYTHON) -m venv $(ANCHORS) && \
+	  $(ANCHORS)/bin/pip install -q --disable-pip-version-check 'vllm-router==0.1.17' 'granian>=2.5'; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
