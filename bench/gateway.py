@@ -48,7 +48,7 @@ from common import secured_router_env, table  # noqa: E402
 from megacity.config.topology import load_topology  # noqa: E402
 from megacity.routing import Balancer, ModelRegistry, ModelSelector, PromptInfo  # noqa: E402
 from megacity.routing.context import RequestContext  # noqa: E402
-from megacity.testing import StandinProcess, free_port  # noqa: E402
+from megacity.testing import StandinProcess, free_port, stop_process  # noqa: E402
 
 ANCHORS = ROOT / ".bench" / "anchors" / "bin"
 BODY = {"model": "bench-7b", "messages": [{"role": "user", "content": "What is a noun?"}]}
@@ -170,13 +170,7 @@ class Proxy:
     startup_s: float
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 def _spawn(

@@ -342,6 +342,27 @@ def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
 # --- running servers as real processes (tests, benchmarks) ----------------------------
 
 
+class FakeClock:
+    """A clock for policies and breakers under test: seconds, moved by hand."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s; returns once the process is gone."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
@@ -401,13 +422,8 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Terminate (SIGTERM, then SIGKILL after 10 s) and remove the log file."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc)
         if self.log_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.log_path)

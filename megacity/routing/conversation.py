@@ -33,7 +33,16 @@ def route_hint(
     """What the balancer needs of one chat/completion body: its conversation and tokens."""
     prompt = round(prompt_tokens(payload) * ledger.prompt_scale(model))
     output = output_tokens(payload, ledger.expected_answer(model))
-    return RouteHint(zone, conversation_key(payload, session_id), prompt, output)
+    key = conversation_key(payload, session_id)
+    opening = key is not None and key[:1] == b"p" and not _has_answer(payload)
+    return RouteHint(zone, key, opening, prompt_tokens=prompt, output_tokens=output)
+
+
+def _has_answer(payload: dict[str, Any]) -> bool:
+    messages = payload.get("messages")
+    return isinstance(messages, list) and any(
+        isinstance(m, dict) and m.get("role") == "assistant" for m in messages
+    )
 
 
 def conversation_key(payload: dict[str, Any], session_id: str | None) -> bytes | None:

@@ -11,7 +11,9 @@ regions, cloud) and asks the zone's policy within each.
   consistent hashing of its key with bounded loads (Mirrokni et al., 2018): a node whose
   load is at or above `load_factor` × its weighted share of the group's load, plus one
   request of slack (so that a lightly used cluster keeps its conversations in place), is
-  passed over for the next one on the ring; when every node is over, least-loaded decides. A node
+  passed over for the next one on the ring; when every node is over, least-loaded decides.
+  A conversation's first turn (keyed by its own text, with no answer yet) has nothing
+  cached to go back to: least-loaded places it, and its later turns follow the ring. A node
   that goes down hands its conversations to their next node on the ring, and they come
   back when it does — every router replica agrees without sharing any state.
 """
@@ -35,6 +37,7 @@ SPILL = "spill"  # its node was above the load bound: the next one on the ring
 MOVED = "moved"  # its node is down or full: the next one on the ring
 OVERLOADED = "overloaded"  # every node was above the bound: least loaded
 NO_KEY = "no_key"  # nothing identifies a conversation: least loaded
+NEW_CONVERSATION = "new_conversation"  # its first turn: nothing of it is cached anywhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class RouteHint:
 
     zone: str | None = None
     key: bytes | None = None  # identifies the conversation (see routing.conversation)
+    opening: bool = False  # the conversation's first turn, keyed by its own text
     prompt_tokens: int = 0  # estimated prompt tokens to prefill
     output_tokens: int = 0  # expected answer tokens
 
@@ -168,6 +172,11 @@ class CacheAware:
             return None
         if hint is None or hint.key is None:
             return _least(self._fallback, group, NO_KEY)
+        if hint.opening:
+            # Nothing of a new conversation is cached anywhere but the strategy prompt,
+            # which every node serving the zone already holds: balance it by load. Its
+            # next turns go to its place on the ring.
+            return _least(self._fallback, group, NEW_CONVERSATION)
         by_name = {s.name: s for s in group}
         total = sum(s.raw_load for s in group)
         weight = sum(s.node.weight for s in group)

@@ -14,6 +14,7 @@ from megacity.routing.conversation import conversation_key, output_tokens, route
 from megacity.routing.policy import (
     AFFINITY,
     MOVED,
+    NEW_CONVERSATION,
     NO_KEY,
     OVERLOADED,
     SPILL,
@@ -22,16 +23,9 @@ from megacity.routing.policy import (
     RouteHint,
 )
 from megacity.routing.tokens import TokenLedger, Usage, find_usage
+from megacity.testing import FakeClock
 
 MODEL = "m-7b"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def topology(
@@ -113,6 +107,24 @@ def test_without_a_key_least_loaded_decides() -> None:
     for name, busy in zip("abcd", (3, 1, 0, 2), strict=True):
         b.nodes[name].in_flight = busy
     assert chosen(b, RouteHint(zone="z")) == ("c", NO_KEY)
+
+
+def test_a_conversations_first_turn_is_placed_by_load() -> None:
+    b = balancer()
+    for name, busy in zip("abcd", (3, 1, 0, 2), strict=True):
+        b.nodes[name].in_flight = busy
+    opening = RouteHint(zone="z", key=b"conversation-1", opening=True)
+    assert chosen(b, opening) == ("c", NEW_CONVERSATION)
+
+
+def test_only_a_first_turn_keyed_by_its_text_opens_a_conversation() -> None:
+    ledger = TokenLedger()
+    first = route_hint(chat("What is 1/2 + 1/3?"), MODEL, "z", None, ledger)
+    later = route_hint(chat("What is 1/2 + 1/3?", "5/6.", "And 1/4?"), MODEL, "z", None, ledger)
+    session = route_hint(chat("What is 1/2 + 1/3?"), MODEL, "z", "sess-1", ledger)
+    assert first.opening and first.key == later.key
+    assert not later.opening  # it has an answer: its history is cached somewhere
+    assert not session.opening  # an explicit session sticks from its first turn
 
 
 # --- bounded load -------------------------------------------------------------------
