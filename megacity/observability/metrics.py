@@ -14,6 +14,47 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 _ROUTE_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01)
 
 
+# Per-node gauges, read from the balancer's state at scrape time: (name, help, value).
+_NODE_GAUGES: tuple[tuple[str, str, Callable[[NodeState], float]], ...] = (
+    (
+        "megacity_node_in_flight",
+        "Requests this router has in flight per node",
+        lambda s: s.in_flight,
+    ),
+    ("megacity_node_healthy", "1 if the last health probe passed", lambda s: float(s.healthy)),
+    (
+        "megacity_node_breaker_state",
+        "Circuit breaker: 0 closed, 1 half-open, 2 open",
+        lambda s: int(s.breaker.state),
+    ),
+    (
+        "megacity_node_reported_waiting",
+        "Queue length the node reported",
+        lambda s: s.reported_waiting,
+    ),
+    (
+        "megacity_node_reported_running",
+        "Running sequences the node reported",
+        lambda s: s.reported_running,
+    ),
+    (
+        "megacity_node_kv_cache_usage",
+        "KV-cache use the node reported, 0..1",
+        lambda s: s.kv_cache_usage,
+    ),
+    (
+        "megacity_node_tokens_in_flight",
+        "Prompt and answer tokens this router has in flight per node (estimate)",
+        lambda s: s.tokens_in_flight,
+    ),
+    (
+        "megacity_node_load",
+        "The balancer's load figure: request-equivalents per unit of weight",
+        lambda s: s.load,
+    ),
+)
+
+
 class _NodeCollector(Collector):
     """Reads node state at scrape time, so the request path never updates node gauges."""
 
@@ -21,48 +62,14 @@ class _NodeCollector(Collector):
         self._states = states
 
     def collect(self) -> Iterator[Metric]:
-        in_flight = GaugeMetricFamily(
-            "megacity_node_in_flight",
-            "Requests this router has in flight per node",
-            labels=["node"],
-        )
-        healthy = GaugeMetricFamily(
-            "megacity_node_healthy", "1 if the last health probe passed", labels=["node"]
-        )
-        breaker = GaugeMetricFamily(
-            "megacity_node_breaker_state",
-            "Circuit breaker: 0 closed, 1 half-open, 2 open",
-            labels=["node"],
-        )
-        queue = GaugeMetricFamily(
-            "megacity_node_reported_waiting", "Queue length the node reported", labels=["node"]
-        )
-        running = GaugeMetricFamily(
-            "megacity_node_reported_running", "Running sequences the node reported", labels=["node"]
-        )
-        kv_cache = GaugeMetricFamily(
-            "megacity_node_kv_cache_usage", "KV-cache use the node reported, 0..1", labels=["node"]
-        )
-        tokens = GaugeMetricFamily(
-            "megacity_node_tokens_in_flight",
-            "Prompt and answer tokens this router has in flight per node (estimate)",
-            labels=["node"],
-        )
-        load = GaugeMetricFamily(
-            "megacity_node_load",
-            "The balancer's load figure: request-equivalents per unit of weight",
-            labels=["node"],
-        )
-        for s in self._states():
-            in_flight.add_metric([s.name], s.in_flight)
-            healthy.add_metric([s.name], 1.0 if s.healthy else 0.0)
-            breaker.add_metric([s.name], int(s.breaker.state))
-            queue.add_metric([s.name], s.reported_waiting)
-            running.add_metric([s.name], s.reported_running)
-            kv_cache.add_metric([s.name], s.kv_cache_usage)
-            tokens.add_metric([s.name], s.tokens_in_flight)
-            load.add_metric([s.name], s.load)
-        yield from (in_flight, healthy, breaker, queue, running, kv_cache, tokens, load)
+        families = [
+            (GaugeMetricFamily(name, doc, labels=["node"]), value)
+            for name, doc, value in _NODE_GAUGES
+        ]
+        for state in self._states():
+            for family, value in families:
+                family.add_metric([state.name], value(state))
+        yield from (family for family, _ in families)
 
 
 class Metrics:
