@@ -48,6 +48,7 @@ from common import secured_router_env, table  # noqa: E402
 from megacity.config.topology import load_topology  # noqa: E402
 from megacity.routing import Balancer, ModelRegistry, ModelSelector, PromptInfo  # noqa: E402
 from megacity.routing.context import RequestContext  # noqa: E402
+from megacity.routing.conversation import route_hint  # noqa: E402
 from megacity.testing import StandinProcess, free_port, stop_process  # noqa: E402
 
 ANCHORS = ROOT / ".bench" / "anchors" / "bin"
@@ -455,19 +456,24 @@ def _decision_table(iterations: int = 20000) -> None:
     balancer = Balancer(topo)
     ctx = RequestContext("bench", zone="univprep", locale="ko", region="kr-seoul")
     prompt = PromptInfo("이 논술 답안의 논리를 첨삭해 주세요. " * 20)
+    body = {"model": "qwen2.5-14b", "messages": [{"role": "user", "content": prompt.text}]}
     results = []
-    for model in ("auto", "qwen2.5-14b"):
+    for model, cache_aware in (("auto", False), ("qwen2.5-14b", False), ("qwen2.5-14b", True)):
         t0 = time.perf_counter()
         for _ in range(iterations):
             decision = selector.select(model, ctx, prompt)
-            balancer.pick(decision.model.name, ctx.region)
+            hint = None
+            if cache_aware:  # conversation key and token estimate, then the ring
+                hint = route_hint(body, decision.model.name, "univprep", None, balancer.tokens)
+            balancer.pick(decision.model.name, ctx.region, hint=hint)
         results.append((time.perf_counter() - t0) / iterations * 1e6)
     table(
         "Routing decision (target ≤ 200 µs)",
         ["what", "value"],
         [
             ["model=auto (classify + zone + locale + pick)", f"{results[0]:.1f} µs"],
-            ["named model (+ pick)", f"{results[1]:.1f} µs"],
+            ["named model (+ least-loaded pick)", f"{results[1]:.1f} µs"],
+            ["named model (+ conversation key, tokens, cache-aware pick)", f"{results[2]:.1f} µs"],
         ],
     )
 
