@@ -21,7 +21,7 @@ DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat deploy/requirements-tools.
 REGISTRY ?= megacity
 TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: run serve test lint typecheck services espeak bench clean deploy-tools chart images images-push
+.PHONY: run serve test lint typecheck services espeak bench clean deploy-tools chart images images-push bench-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -100,8 +100,9 @@ espeak:
 	  || echo "warning: could not install espeak-ng; speech tests skip (fail under CI=true)"; }
 
 ## bench: benchmarks, printed as tables
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
 	$(PY) bench/gateway.py
+	$(PY) bench/routing.py
 	$(PY) bench/speech.py
 	$(PY) bench/pitch.py
 	$(PY) bench/scoring_pronunciation.py
@@ -112,6 +113,16 @@ bench: $(STAMP)
 	$(PY) bench/job_queue.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/pii.py
+
+# The gateway bench's anchors, never project dependencies: nginx and wrk from Debian,
+# vllm-router and granian in the bench's own environment (.bench/anchors).
+ANCHORS := .bench/anchors
+bench-tools:
+	@command -v nginx >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null; }
+	@test -x $(ANCHORS)/bin/vllm-router || { $(PYTHON) -m venv $(ANCHORS) && \
+	  $(ANCHORS)/bin/pip install -q --disable-pip-version-check 'vllm-router==0.1.17' 'granian>=2.5'; }
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .mypy_cache .ruff_cache

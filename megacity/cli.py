@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the AI Router")
     _config_args(serve)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("MEGACITY_WORKERS", "1")),
+        help="router processes sharing the port (default 1; $MEGACITY_WORKERS); each keeps"
+        " its own balancer state and metrics, shared state lives in Redis/PostgreSQL",
+    )
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser(
@@ -92,6 +99,16 @@ def _parser() -> argparse.ArgumentParser:
     standin.add_argument("--chunk-ms", type=float, default=0.0)
     standin.add_argument("--chunks", type=int, default=8)
     standin.add_argument("--models", nargs="*", default=[])
+    standin.add_argument(
+        "--simulate",
+        action="store_true",
+        help="time answers with a simulated engine: prefix cache, prefill/decode, slots",
+    )
+    standin.add_argument("--max-running", type=int, default=8, help="sequences at once")
+    standin.add_argument("--prefill-ms-per-token", type=float, default=0.05)
+    standin.add_argument("--decode-tokens-per-s", type=float, default=200.0)
+    standin.add_argument("--cache-blocks", type=int, default=4096, help="prefix-cache blocks")
+    standin.add_argument("--block-tokens", type=int, default=16)
     standin.set_defaults(func=_standin)
 
     engine = sub.add_parser("engine", help="run an engine node (speech, pose, image, tts)")
@@ -221,6 +238,9 @@ def _serve(args: argparse.Namespace) -> int:
     from megacity.observability.logging import configure_logging
 
     configure_logging(settings.log_level)
+    workers = max(1, getattr(args, "workers", 1) or 1)
+    if workers > 1:
+        return _serve_workers(settings, workers)
     try:
         app = create_app(settings)
     except ValueError as exc:  # e.g. an invalid prompt strategy file
@@ -231,6 +251,36 @@ def _serve(args: argparse.Namespace) -> int:
         extra={"host": settings.host, "port": settings.port, "config": str(settings.config)},
     )
     _run_server(app, settings.host, settings.port)
+    return 0
+
+
+def _serve_workers(settings: Any, workers: int) -> int:
+    """N router processes on one port (uvicorn's supervisor restarts a worker that dies).
+
+    Each process builds its own app from the environment, so the command line's choices
+    travel as MEGACITY_* variables.
+    """
+    import uvicorn
+
+    os.environ["MEGACITY_CONFIG"] = str(settings.config)
+    os.environ["MEGACITY_HOST"] = settings.host
+    os.environ["MEGACITY_PORT"] = str(settings.port)
+    log.info(
+        "router starting",
+        extra={"host": settings.host, "port": settings.port, "workers": workers},
+    )
+    uvicorn.run(
+        "megacity.api.app:create_app_from_env",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 
@@ -413,6 +463,7 @@ def _watermark_verify(args: argparse.Namespace) -> int:
 def _standin(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from megacity.simulation import SimulationConfig
     from megacity.testing import StandinConfig, StandinLLM
 
     config = StandinConfig(
@@ -421,9 +472,17 @@ def _standin(args: argparse.Namespace) -> int:
         chunk_ms=args.chunk_ms,
         chunks=args.chunks,
         models=list(args.models),
+        simulate=args.simulate,
+    )
+    simulation = SimulationConfig(
+        block_tokens=args.block_tokens,
+        cache_blocks=args.cache_blocks,
+        prefill_ms_per_token=args.prefill_ms_per_token,
+        decode_tokens_per_s=args.decode_tokens_per_s,
+        max_running=args.max_running,
     )
     uvicorn.run(
-        StandinLLM(config),
+        StandinLLM(config, simulation),
         host=args.host,
         port=args.port,
         loop="uvloop",

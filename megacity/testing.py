@@ -21,11 +21,15 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 from starlette.types import Message, Receive, Scope, Send
+
+from megacity.simulation import SimulatedEngine, SimulationConfig
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FAIL_MODES = ("none", "500", "hang", "drop", "break_stream", "unhealthy")
 
@@ -42,6 +46,10 @@ class StandinConfig:
     fail: str = "none"  # one of FAIL_MODES
     models: list[str] = field(default_factory=list)  # for /v1/models; empty → echo anything
     echo: bool = False  # answer with the last user message (streamed 3 characters a chunk)
+    # Time answers with the simulated engine (megacity.simulation): prefix cache, prefill
+    # and decode time, max_running slots. Its settings are changed through the same
+    # /_standin/config (block_tokens, cache_blocks, prefill_ms_per_token, …).
+    simulate: bool = False
 
 
 @dataclass
@@ -57,9 +65,12 @@ class StandinStats:
 class StandinLLM:
     """A raw ASGI app (no framework) so that it is never the bottleneck of a benchmark."""
 
-    def __init__(self, config: StandinConfig | None = None) -> None:
+    def __init__(
+        self, config: StandinConfig | None = None, simulation: SimulationConfig | None = None
+    ) -> None:
         self.config = config or StandinConfig()
         self.stats = StandinStats()
+        self.engine = SimulatedEngine(simulation)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -87,8 +98,11 @@ class StandinLLM:
         for key, value in update.items():
             if hasattr(self.config, key):
                 setattr(self.config, key, value)
+        self.engine.reconfigure(**update)
         if update.get("reset_stats"):
             self.stats = StandinStats()
+        if update.get("reset_cache"):
+            self.engine.reset()
         await _json(send, 200, asdict(self.config))
 
     async def _complete(self, path: str, receive: Receive, send: Send) -> None:
@@ -111,6 +125,10 @@ class StandinLLM:
             if cfg.fail == "drop":
                 raise ConnectionAbortedError("stand-in drops the connection")
             chat = path.endswith("chat/completions")
+            if cfg.simulate:
+                await self._simulated(send, body, model, chat)
+                stats.completed += 1
+                return
             echo = _last_user_text(body) if cfg.echo else None
             if body.get("stream"):
                 await self._stream(send, receive, model, chat, echo)
@@ -147,6 +165,39 @@ class StandinLLM:
             self.stats.completed += 1
         finally:
             watcher.cancel()
+
+    async def _simulated(self, send: Send, body: dict[str, Any], model: str, chat: bool) -> None:
+        """Answer on the simulated engine's clock; usage says how much of the prompt was cached."""
+        stream = bool(body.get("stream"))
+        if stream:
+            await send(_start(200, b"text/event-stream"))
+        text: list[bytes] = []
+        prefill = None
+        async for piece, cost in self.engine.generate(body):
+            prefill = cost
+            text.append(piece)
+            if stream:
+                event = self._chunk(model, chat, piece.decode(), None)
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        assert prefill is not None
+        completion = sum(len(t) for t in text) // 4
+        usage = {
+            "prompt_tokens": prefill.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prefill.prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": prefill.cached_tokens},
+        }
+        if not stream:
+            answer = self._answer(model, chat, b"".join(text).decode())
+            answer["usage"] = usage
+            await _json(send, 200, answer)
+            return
+        tail = self._chunk(model, chat, "", "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            last = {"id": "cmpl-standin", "object": "chat.completion.chunk", "choices": []}
+            tail += b"data: " + orjson.dumps({**last, "model": model, "usage": usage}) + b"\n\n"
+        tail += b"data: [DONE]\n\n"
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     def _chunk(self, model: str, chat: bool, text: str, finish: str | None) -> bytes:
         if chat:
@@ -193,6 +244,8 @@ class StandinLLM:
         }
 
     def _metrics(self) -> str:
+        if self.config.simulate:
+            return self.engine.metrics(self.config.waiting)
         return (
             "# TYPE vllm:num_requests_running gauge\n"
             f'vllm:num_requests_running{{model_name="any"}} {float(self.stats.in_flight)}\n'
@@ -273,6 +326,7 @@ async def _text(send: Send, status: int, text: str) -> None:
 def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
     """Mono float samples in [-1, 1] as a 16-bit PCM WAV file, encoded with PyAV."""
     import av  # only speech tests and benchmarks need it
+    import numpy as np
 
     pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
     buf = io.BytesIO()
@@ -286,6 +340,27 @@ def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
 
 
 # --- running servers as real processes (tests, benchmarks) ----------------------------
+
+
+class FakeClock:
+    """A clock for policies and breakers under test: seconds, moved by hand."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s; returns once the process is gone."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def free_port() -> int:
@@ -347,13 +422,8 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Terminate (SIGTERM, then SIGKILL after 10 s) and remove the log file."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc)
         if self.log_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.log_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +29,7 @@ from megacity.api import (
     voice,
 )
 from megacity.api.auth import AuthMiddleware, jwks_router
+from megacity.api.fast_path import OpenAIFastPath
 from megacity.api.limits import LimitMiddleware
 from megacity.api.middleware import RequestMiddleware
 from megacity.api.services import Services
@@ -41,6 +43,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.start()
+        if settings.gc_freeze:
+            gc.collect()
+            gc.freeze()  # start-up's objects are permanent: collections skip them
         try:
             yield
         finally:
@@ -68,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(jwks_router(services.auth_keys))
     default_zone = services.topology.default_zone
+    app.add_middleware(OpenAIFastPath, services=services)  # the innermost: after the limits
     app.add_middleware(
         LimitMiddleware,
         limiter=services.limiter,
@@ -88,6 +94,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """One worker of `megacity serve --workers N`: settings from the environment."""
+    from megacity.observability.logging import configure_logging
+
+    settings = Settings.load()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -13,7 +13,7 @@ The generation endpoints check a record with `megacity.db.consents.require_conse
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -29,17 +29,11 @@ from megacity.api.safety_schemas import (
 )
 from megacity.api.schemas import ERROR_RESPONSES, ErrorEnvelope
 from megacity.api.services import Services
-from megacity.db.consents import (
-    MAX_PAGE,
-    consent_status,
-    create_consent,
-    get_consent,
-    list_consents,
-    revoke_consent,
-    scopes_of,
-)
-from megacity.db.models import Consent
+from megacity.db.paging import MAX_PAGE
 from megacity.errors import Unauthorized
+
+if TYPE_CHECKING:  # SQLAlchemy loads with the first consent request, not at start-up
+    from megacity.db.models import Consent
 
 router = APIRouter(tags=["consents"])
 
@@ -50,6 +44,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 401: {"model": 
 
 def consent_view(consent: Consent) -> dict[str, Any]:
     """The JSON a client sees for a record (ConsentView), with its status now."""
+    from megacity.db.consents import consent_status, scopes_of
+
     return {
         "id": consent.id,
         "subject_id": consent.subject_id,
@@ -87,6 +83,8 @@ async def post_consent(request: Request) -> Response:
     body = validate(ConsentCreate, await read_json(request, MAX_BODY))
 
     def store() -> dict[str, Any]:
+        from megacity.db.consents import create_consent
+
         with services.db.session() as session:
             return consent_view(create_consent(session, owner_id=user, **body.model_dump()))
 
@@ -109,6 +107,8 @@ async def get_consents(
     services, user = _begin(request)
 
     def read() -> list[dict[str, Any]]:
+        from megacity.db.consents import list_consents
+
         with services.db.session() as session:
             return [
                 consent_view(c) for c in list_consents(session, user, subject_id, limit, offset)
@@ -128,6 +128,8 @@ async def get_one_consent(consent_id: str, request: Request) -> Response:
     services, user = _begin(request)
 
     def read() -> dict[str, Any]:
+        from megacity.db.consents import get_consent
+
         with services.db.session() as session:
             return consent_view(get_consent(session, consent_id, user))
 
@@ -144,6 +146,8 @@ async def post_revoke(consent_id: str, request: Request) -> Response:
     services, user = _begin(request)
 
     def revoke() -> dict[str, Any]:
+        from megacity.db.consents import revoke_consent
+
         with services.db.session() as session:
             return consent_view(revoke_consent(session, consent_id, user))
 

@@ -52,6 +52,7 @@ def routing_context(request: Request) -> RequestContext:
         user_id=user if user is not None else _header(request, "x-user-id"),
         region=_header(request, "x-region"),
         strategy=_header(request, "x-prompt-strategy"),
+        session_id=_header(request, "x-session-id"),
     )
 
 

@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,10 +22,13 @@ from megacity.api.schemas import ERROR_RESPONSES
 from megacity.api.services import Services
 from megacity.api.transcription import audio_upload, read_upload_form
 from megacity.errors import BadRequest
-from megacity.pipelines.dance import AnalyzeOptions, DanceLab, check_bpm, check_reference_id
-from megacity.routing.pose import PoseAnswer
-from megacity.scoring.dance_types import Mirror
-from megacity.scoring.pose import MAX_FPS, MAX_FRAMES, PoseSequence, coco17_to_blazepose
+from megacity.scoring.limits import MAX_FPS, MAX_FRAMES
+
+if TYPE_CHECKING:  # the motion pipeline (numpy, numba, PyAV) loads with the first request
+    from megacity.pipelines.dance import DanceLab
+    from megacity.routing.pose import PoseAnswer
+    from megacity.scoring.dance_types import Mirror
+    from megacity.scoring.pose import PoseSequence
 
 router = APIRouter(tags=["dance"])
 
@@ -163,6 +165,8 @@ async def delete_reference(request: Request, reference_id: str) -> Response:
     openapi_extra=_form(_ANALYZE_FORM),
 )
 async def analyze(request: Request) -> Response:
+    from megacity.pipelines.dance import AnalyzeOptions
+
     services, lab = _begin(request, "analyze")
     ctx = routing_context(request)
     form = await read_upload_form(request, services.settings.dance_max_upload_bytes, "video")
@@ -192,6 +196,8 @@ async def analyze(request: Request) -> Response:
     },
 )
 async def analyze_keypoints(request: Request) -> Response:
+    from megacity.pipelines.dance import AnalyzeOptions, check_reference_id
+
     services, lab = _begin(request, "analyze-keypoints")
     ctx = routing_context(request)
     zone_id, _ = services.selector.zone(ctx)
@@ -215,6 +221,10 @@ async def analyze_keypoints(request: Request) -> Response:
 
 def to_sequence(track: KeypointTrack, name: str) -> PoseSequence:
     """A client's keypoint track as a PoseSequence; 400 naming the field when it is malformed."""
+    import numpy as np
+
+    from megacity.scoring.pose import PoseSequence, coco17_to_blazepose
+
     frames = track.keypoints
     shape: tuple[int, int] | None = None
     for i, frame in enumerate(frames):
@@ -268,6 +278,8 @@ def _mirror(value: str | None) -> Mirror:
 
 
 def _bpm(form: Form, name: str = "bpm") -> float | None:
+    from megacity.pipelines.dance import check_bpm
+
     raw = (form.get(name) or "").strip()
     if not raw:
         return None

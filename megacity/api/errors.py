@@ -51,13 +51,29 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return f"{where}{first.get('msg', 'invalid')}{more}", param
 
 
+def domain_response(exc: MegaCityError) -> Response:
+    """The envelope of a domain error (4xx/5xx with its code and headers)."""
+    body = orjson.dumps(exc.envelope())
+    return Response(body, exc.status, exc.headers, media_type="application/json")
+
+
+def client_gone_response(exc: ClientGone) -> Response:
+    # Nobody reads this answer; 499 (as nginx logs it) keeps the metrics honest.
+    return error_response(499, str(exc), "invalid_request_error", "client_closed_request")
+
+
+def unexpected_response(path: str) -> Response:
+    """500 in the envelope; the traceback goes to the log (call inside `except`)."""
+    log.exception("unhandled error", extra={"path": path})
+    return error_response(500, "internal error", "server_error", "internal_error")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the envelope."""
 
     @app.exception_handler(MegaCityError)
     async def _domain(_: Request, exc: MegaCityError) -> Response:
-        body = orjson.dumps(exc.envelope())
-        return Response(body, exc.status, exc.headers, media_type="application/json")
+        return domain_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -66,8 +82,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ClientGone)
     async def _gone(_: Request, exc: ClientGone) -> Response:
-        # Nobody reads this answer; 499 (as nginx logs it) keeps the metrics honest.
-        return error_response(499, str(exc), "invalid_request_error", "client_closed_request")
+        return client_gone_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
@@ -81,5 +96,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return error_response(500, "internal error", "server_error", "internal_error")
+        return unexpected_response(request.url.path)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from megacity.api.context import read_json, routing_context, user_key, validate
@@ -33,10 +32,13 @@ from megacity.api.safety_schemas import (
 )
 from megacity.api.schemas import ERROR_RESPONSES
 from megacity.api.services import Services
-from megacity.db import Database
-from megacity.db.feedback import DIMENSIONS, group_counts, overall, record_feedback
 from megacity.errors import BadRequest
 from megacity.safety.bias import DimensionReport, analyse
+
+if TYPE_CHECKING:  # SQLAlchemy loads with the first feedback request, not at start-up
+    from sqlalchemy.orm import Session
+
+    from megacity.db import Database
 
 router = APIRouter(tags=["feedback"])
 
@@ -62,6 +64,8 @@ async def post_feedback(request: Request) -> Response:
     owner = user_key(request) if ctx.user_id else None
 
     def store() -> dict[str, Any]:
+        from megacity.db.feedback import record_feedback
+
         with services.db.session() as session:
             row = record_feedback(session, **body.model_dump(), zone=zone_id, owner_id=owner)
             return {"id": row.id, "result_id": row.result_id, "created_at": row.created_at}
@@ -106,6 +110,8 @@ async def bias_report(
 
 def _report(db: Database, window: dict[str, Any], min_samples: int, alpha: float) -> dict[str, Any]:
     """Counts from the database (one transaction, so they agree), analysed per dimension."""
+    from megacity.db.feedback import DIMENSIONS, overall
+
     with db.session() as session:
         total = overall(session, **window)
         dimensions = [
@@ -130,6 +136,8 @@ def _dimension(
     min_samples: int,
     alpha: float,
 ) -> dict[str, Any]:
+    from megacity.db.feedback import group_counts
+
     counts = group_counts(session, dimension, **window)
     report: DimensionReport = analyse(
         dimension,

@@ -13,7 +13,7 @@ import asyncio
 import base64
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -34,18 +34,17 @@ from megacity.api.safety import check_synthesis
 from megacity.api.schemas import ERROR_RESPONSES
 from megacity.api.services import Services
 from megacity.config.topology import Engine
-from megacity.db.jobs import JobStatus, Priority
-from megacity.db.models import Job
-from megacity.engines.generation import SpeechRequest
-from megacity.engines.tts import STYLES
 from megacity.errors import (
     BadRequest,
     MegaCityError,
     UpstreamError,
     UpstreamTimeout,
 )
-from megacity.pipelines.generation import THUMBNAIL, TTS, job_payload
 from megacity.routing.context import RequestContext
+
+if TYPE_CHECKING:  # the engines, jobs and database load with the first generation request
+    from megacity.db.models import Job
+    from megacity.engines.generation import SpeechRequest
 
 router = APIRouter(tags=["generation"])
 
@@ -159,10 +158,12 @@ async def _submit_image(
         negative_prompt=image.negative_prompt
         and services.guard.masker.redact(image.negative_prompt),
     )
+    from megacity.pipelines.generation import THUMBNAIL, job_payload
+
     decision = services.generation.decide(Engine.IMAGE, ctx, body.model)
     request.scope["state"]["route"] = ("image", decision.model.name, "", decision.zone)
     payload = job_payload(ctx, decision.model.name, image)
-    return await submit(request, THUMBNAIL, payload, priority=Priority.LOW)
+    return await submit(request, THUMBNAIL, payload, priority="low")
 
 
 async def _submit_speech(
@@ -183,6 +184,9 @@ async def _submit_speech(
         subject_id=body.subject_id,
         consent_id=body.consent_id,
     )
+    from megacity.engines.tts import STYLES
+    from megacity.pipelines.generation import TTS, job_payload
+
     model = body.model
     if speech.style not in STYLES:  # known here: refuse now rather than fail the job
         raise BadRequest(
@@ -193,11 +197,13 @@ async def _submit_speech(
     decision = services.generation.decide(Engine.TTS, ctx, model)
     request.scope["state"]["route"] = ("tts", decision.model.name, "", decision.zone)
     payload = job_payload(ctx, decision.model.name, speech)
-    return await submit(request, TTS, payload, priority=Priority.LOW)
+    return await submit(request, TTS, payload, priority="low")
 
 
 async def _finished(request: Request, services: Services, job: Job) -> dict[str, Any]:
     """Wait for the job to end; its result, or raise the error it ended with."""
+    from megacity.db.jobs import JobStatus
+
     deadline = time.monotonic() + services.settings.generation_wait_s
     jobs, owner = job_service(request), owner_of(request)
     turn = 0
@@ -220,6 +226,8 @@ async def _finished(request: Request, services: Services, job: Job) -> dict[str,
 
 
 def _job_error(job: Job) -> MegaCityError:
+    from megacity.db.jobs import JobStatus
+
     error = job.error or {}
     code = str(error.get("code") or "generation_failed")
     message = str(error.get("message") or f"the {job.kind} job {job.status}")

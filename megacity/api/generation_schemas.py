@@ -9,13 +9,15 @@ max size or steps) and refuses with a 4xx that reaches the client or the job's e
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from megacity.engines.generation import SpeechRequest
-from megacity.engines.image import ImageRequest
 from megacity.errors import BadRequest, PayloadTooLarge
+
+if TYPE_CHECKING:  # the engines (PIL, numpy) load with the first generation request
+    from megacity.engines.generation import SpeechRequest
+    from megacity.engines.image import ImageRequest
 
 MAX_PROMPT_CHARS = 4000
 MAX_SIDE = 2048
@@ -94,6 +96,8 @@ class ThumbnailBody(_ImageOptions):
 
 
 def _request(body: _ImageOptions, width: int, height: int) -> ImageRequest:
+    from megacity.engines.image import ImageRequest
+
     return ImageRequest(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -140,6 +144,8 @@ class SpeechBody(_SpeechOptions):
     instructions: str | None = Field(default=None, max_length=4096)  # accepted, not used
 
     def speech_request(self) -> SpeechRequest:
+        from megacity.engines.generation import SpeechRequest
+
         return SpeechRequest(
             self.input, self.voice, self.style, self.speed, self.seed, self.response_format
         )
@@ -160,4 +166,6 @@ class TTSBody(_SpeechOptions):
     format: AudioFormat = "wav"
 
     def speech_request(self) -> SpeechRequest:
+        from megacity.engines.generation import SpeechRequest
+
         return SpeechRequest(self.text, self.voice, self.style, self.speed, self.seed, self.format)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
@@ -18,11 +18,13 @@ from starlette.responses import Response
 
 from megacity.api.context import routing_context
 from megacity.api.schemas import ERROR_RESPONSES, ErrorEnvelope
-from megacity.db.jobs import Priority
-from megacity.db.models import Job
 from megacity.errors import BadRequest, MegaCityError, NotFound
-from megacity.jobs.service import CancelResult, JobService
-from megacity.storage import ObjectStore
+
+if TYPE_CHECKING:  # the job queue and database load on first use, not at start-up
+    from megacity.db.jobs import Priority
+    from megacity.db.models import Job
+    from megacity.jobs.service import JobService
+    from megacity.storage import ObjectStore
 
 router = APIRouter(tags=["jobs"])
 
@@ -72,7 +74,7 @@ def job_view(job: Job, store: ObjectStore) -> dict[str, Any]:
         "id": job.id,
         "kind": job.kind,
         "status": job.status,
-        "priority": Priority(job.priority).label,
+        "priority": _priority_label(job.priority),
         "progress": job.progress,
         "result": with_urls(job.result, store),
         "error": job.error,
@@ -117,7 +119,7 @@ async def submit_job(
     kind: str,
     payload: Any,
     *,
-    priority: Priority | str = Priority.NORMAL,
+    priority: Priority | str = "normal",
     max_attempts: int | None = None,
 ) -> Response:
     """Queue a job for the caller (honouring an Idempotency-Key header); the 202 answer."""
@@ -130,7 +132,7 @@ async def submit(
     kind: str,
     payload: Any,
     *,
-    priority: Priority | str = Priority.NORMAL,
+    priority: Priority | str = "normal",
     max_attempts: int | None = None,
 ) -> Job:
     """Queue a job for the caller, or find the one its Idempotency-Key header names."""
@@ -184,12 +186,20 @@ async def get_job(job_id: str, request: Request) -> Response:
 )
 async def cancel_job(job_id: str, request: Request) -> Response:
     _check_id(job_id)
+    from megacity.jobs.service import CancelResult
+
     outcome, job = await job_service(request).cancel(job_id, owner_of(request))
     if outcome is CancelResult.NOT_FOUND or job is None:
         raise NotFound("no such job", code="job_not_found")
     if outcome is CancelResult.NOT_QUEUED:
         raise JobConflict(f"the job is {job.status} and can no longer be cancelled")
     return _json(job_view(job, request.app.state.services.storage))
+
+
+def _priority_label(value: int) -> str:
+    from megacity.db.jobs import Priority
+
+    return Priority(value).label
 
 
 def _json(data: dict[str, Any]) -> Response:

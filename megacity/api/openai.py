@@ -30,17 +30,19 @@ COMPLETION_BODY = CompletionRequest
 
 @router.post("/v1/chat/completions", responses=ERROR_RESPONSES, summary="Chat completion")
 async def chat_completions(request: Request) -> Response:
-    return await _route_llm(request, ChatCompletionRequest, chat=True)
+    # Served by megacity.api.fast_path before the framework's router; this route is what
+    # the OpenAPI document shows, and the fallback if the fast path is not installed.
+    return await route_llm(request, request.app.state.services, chat=True)
 
 
 @router.post("/v1/completions", responses=ERROR_RESPONSES, summary="Text completion")
 async def completions(request: Request) -> Response:
-    return await _route_llm(request, CompletionRequest, chat=False)
+    return await route_llm(request, request.app.state.services, chat=False)
 
 
-async def _route_llm(request: Request, schema: type[BaseModel], *, chat: bool) -> Response:
+async def route_llm(request: Request, services: Services, *, chat: bool) -> Response:
     """Read and validate the body, then route it; the raw dict is what goes upstream."""
-    services: Services = request.app.state.services
+    schema: type[BaseModel] = ChatCompletionRequest if chat else CompletionRequest
     state = request.scope["state"]
     state["route"] = ("llm", "", "", "")
     ctx = routing_context(request)

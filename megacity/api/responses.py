@@ -10,7 +10,10 @@ from megacity.routing.selector import Decision
 
 
 def decision_headers(answer: Answer) -> dict[str, str]:
-    return route_headers(answer.decision, answer.node, answer.route_ms)
+    headers = route_headers(answer.decision, answer.node, answer.route_ms)
+    if answer.route:
+        headers["X-MegaCity-Route"] = answer.route
+    return headers
 
 
 def route_headers(d: Decision, node: str, route_ms: float) -> dict[str, str]:

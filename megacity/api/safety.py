@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from starlette.requests import Request
 
 from megacity.api.context import user_key
-from megacity.db import Database
-from megacity.db.consents import require_consent
 from megacity.errors import BadRequest, Forbidden
 from megacity.pipelines.guard import Caller
 from megacity.routing.context import RequestContext
+
+if TYPE_CHECKING:
+    from megacity.db import Database
 
 log = logging.getLogger("megacity.safety")
 
@@ -73,6 +74,8 @@ def _require(
     db: Database, consent_id: str | None, subject_id: str, scope: str, requester: str | None
 ) -> str:
     with db.session() as session:
+        from megacity.db.consents import require_consent
+
         return require_consent(
             session, consent_id, subject_id=subject_id, scope=scope, requester=requester
         ).id

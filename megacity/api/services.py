@@ -1,44 +1,40 @@
-"""The composition root: every component the handlers use, built once from the settings."""
+"""The composition root: every component the handlers use, built once from the settings.
+
+What an LLM request needs is built at once. The rest — the speech, pose and generation
+gateways and their in-process engines, the object store, the database and the job
+queue — is built on first use: a router whose topology has only LLM nodes then never
+imports numpy, PyAV, SQLAlchemy or boto3, and starts in a fraction of the time. With
+other engines in the topology the database is migrated and the job worker started at
+start-up, as before.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from megacity.auth import ApiKeyVerifier, Authenticator, KeySet, TokenVerifier
+from megacity.auth.apikeys import ApiKeyVerifier
+from megacity.auth.authenticator import Authenticator
+from megacity.auth.keys import KeySet
+from megacity.auth.tokens import TokenVerifier
 from megacity.config.settings import Settings
-from megacity.config.topology import Topology
-from megacity.db import Database, build_database
-from megacity.engines.generation import watermark_key
-from megacity.engines.generation_http import GenerationHTTPClient
-from megacity.engines.image import ImageEngine, ImageEngineConfig
-from megacity.engines.local import engine_config
+from megacity.config.topology import Engine, Topology
 from megacity.engines.openai_http import OpenAIHTTPClient, Timeouts
-from megacity.engines.pose import PoseEngine, PoseEngineConfig
-from megacity.engines.pose_http import PoseHTTPClient
-from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
-from megacity.engines.speech_http import SpeechHTTPClient
-from megacity.engines.tts import TTSEngine, TTSEngineConfig
-from megacity.jobs import JobService, default_handlers
 from megacity.observability.anonymize import UserHasher
 from megacity.observability.metrics import Metrics
-from megacity.pipelines.dance import DanceLab
-from megacity.pipelines.generation import GenerationStudio
 from megacity.pipelines.guard import LLMGuard
-from megacity.pipelines.voice import VoiceAnalyzer
-from megacity.pipelines.voice_references import VoiceReferences
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
 from megacity.routing.dispatch import Dispatcher
 from megacity.routing.gateway import LLMGateway
-from megacity.routing.generation import GenerationGateway
 from megacity.routing.health import HealthMonitor
-from megacity.routing.pose import PoseGateway
 from megacity.routing.registry import ModelRegistry
 from megacity.routing.selector import ModelSelector
-from megacity.routing.speech import SpeechGateway
 from megacity.safety.abuse import (
     AbuseDetector,
     AbusePolicy,
@@ -50,9 +46,25 @@ from megacity.safety.identity import ProtectedIdentities
 from megacity.safety.moderation import load_moderator
 from megacity.safety.pii import PIIMasker
 from megacity.safety.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from megacity.storage import ObjectStore, build_object_store
+
+if TYPE_CHECKING:
+    from megacity.db import Database
+    from megacity.engines.image import ImageEngine
+    from megacity.engines.pose import PoseEngine
+    from megacity.engines.speech import SpeechEngine
+    from megacity.engines.tts import TTSEngine
+    from megacity.jobs import Handlers, JobService
+    from megacity.pipelines.dance import DanceLab
+    from megacity.pipelines.generation import GenerationStudio
+    from megacity.pipelines.voice import VoiceAnalyzer
+    from megacity.pipelines.voice_references import VoiceReferences
+    from megacity.routing.generation import GenerationGateway
+    from megacity.routing.pose import PoseGateway
+    from megacity.routing.speech import SpeechGateway
+    from megacity.storage import ObjectStore
 
 log = logging.getLogger("megacity.services")
+T = TypeVar("T")
 
 
 class Services:
@@ -92,6 +104,24 @@ class Services:
         self.pose_engines: dict[str, PoseEngine] = {}
         self.image_engines: dict[str, ImageEngine] = {}
         self.tts_engines: dict[str, TTSEngine] = {}
+        if any(n.in_process for n in self.topology.nodes):
+            self._local_engines()
+        # Only LLM nodes: the database, object store and job queue wait for a request
+        # that needs them (API keys, feedback, consents, jobs) instead of the start.
+        self.llm_only = all(n.engine is Engine.LLM for n in self.topology.nodes)
+        self._build_lock = threading.RLock()
+        self._warmups: list[asyncio.Task[None]] = []
+        self._jobs_started: asyncio.Task[None] | None = None
+        self._safety(settings)
+
+    def _local_engines(self) -> None:
+        """Build the in-process engines of `url: local` nodes (their models load lazily)."""
+        from megacity.engines.image import ImageEngine, ImageEngineConfig
+        from megacity.engines.local import engine_config
+        from megacity.engines.pose import PoseEngine, PoseEngineConfig
+        from megacity.engines.speech import SpeechEngine, SpeechEngineConfig
+        from megacity.engines.tts import TTSEngine, TTSEngineConfig
+
         for state in self.balancer.nodes.values():
             node = state.node
             if not node.in_process:
@@ -113,54 +143,192 @@ class Services:
                 # In-process engines register themselves here once they are built in.
                 state.healthy = False
                 state.health_reason = f"in-process {node.engine} engine is not available"
-        self.speech = SpeechGateway(
+
+    # --- built on first use ------------------------------------------------------------
+
+    def _lazy(self, name: str, build: Callable[[], T]) -> T:
+        """The component `name`, built once (threads may ask at the same time)."""
+        value = self.__dict__.get(name)
+        if value is None:
+            with self._build_lock:
+                value = self.__dict__.get(name)
+                if value is None:
+                    value = build()
+                    self.__dict__[name] = value
+        return value
+
+    def built(self, name: str) -> bool:
+        """Whether a lazily built component exists yet (stop() closes only those)."""
+        return name in self.__dict__
+
+    @property
+    def speech(self) -> SpeechGateway:
+        return self._lazy("speech", self._build_speech)
+
+    def _build_speech(self) -> SpeechGateway:
+        from megacity.routing.speech import SpeechGateway
+
+        s = self.settings
+        gateway = SpeechGateway(
             self.selector,
             self.balancer,
             self.speech_engines,
             self.metrics,
-            max_audio_s=settings.speech_max_audio_s,
-            queue_timeout_s=settings.queue_timeout_s,
-            retry_after_s=settings.retry_after_s,
+            max_audio_s=s.speech_max_audio_s,
+            queue_timeout_s=s.queue_timeout_s,
+            retry_after_s=s.retry_after_s,
         )
-        self.pose = PoseGateway(
+        self._connect(gateway)
+        return gateway
+
+    def _connect(self, gateway: SpeechGateway | PoseGateway | GenerationGateway) -> None:
+        """Give an engine gateway its HTTP client (the session exists once started)."""
+        if self.client.session_or_none is None or gateway.client is not None:
+            return
+        from megacity.engines.generation_http import GenerationHTTPClient
+        from megacity.engines.pose_http import PoseHTTPClient
+        from megacity.engines.speech_http import SpeechHTTPClient
+        from megacity.routing.generation import GenerationGateway
+        from megacity.routing.pose import PoseGateway
+
+        s, session = self.settings, self.client.session
+        if isinstance(gateway, PoseGateway):
+            gateway.client = PoseHTTPClient(
+                session, connect_s=s.connect_timeout_s, total_s=s.pose_timeout_s
+            )
+        elif isinstance(gateway, GenerationGateway):
+            gateway.client = GenerationHTTPClient(
+                session, connect_s=s.connect_timeout_s, total_s=s.generation_timeout_s
+            )
+        else:
+            gateway.client = SpeechHTTPClient(
+                session, connect_s=s.connect_timeout_s, total_s=s.speech_timeout_s
+            )
+
+    @property
+    def voice_references(self) -> VoiceReferences:
+        from megacity.pipelines.voice_references import VoiceReferences
+
+        return self._lazy(
+            "voice_references",
+            lambda: VoiceReferences(
+                self.speech, self.storage, self.db, max_audio_s=self.settings.speech_max_audio_s
+            ),
+        )
+
+    @property
+    def voice(self) -> VoiceAnalyzer:
+        from megacity.pipelines.voice import VoiceAnalyzer
+
+        return self._lazy(
+            "voice",
+            lambda: VoiceAnalyzer(
+                self.speech, self.voice_references, max_audio_s=self.settings.speech_max_audio_s
+            ),
+        )
+
+    @property
+    def pose(self) -> PoseGateway:
+        return self._lazy("pose", self._build_pose)
+
+    def _build_pose(self) -> PoseGateway:
+        from megacity.routing.pose import PoseGateway
+
+        s = self.settings
+        gateway = PoseGateway(
             self.selector,
             self.balancer,
             self.pose_engines,
             self.metrics,
-            max_video_s=settings.dance_max_video_s,
-            timeout_s=settings.pose_timeout_s,
-            queue_timeout_s=settings.queue_timeout_s,
-            retry_after_s=settings.retry_after_s,
+            max_video_s=s.dance_max_video_s,
+            timeout_s=s.pose_timeout_s,
+            queue_timeout_s=s.queue_timeout_s,
+            retry_after_s=s.retry_after_s,
         )
-        self.storage: ObjectStore = build_object_store(settings)
-        self.db: Database = build_database(settings)
-        self.dance = DanceLab(self.pose, self.storage, self.db)
-        self.voice_references = VoiceReferences(
-            self.speech, self.storage, self.db, max_audio_s=settings.speech_max_audio_s
-        )
-        self.voice = VoiceAnalyzer(
-            self.speech, self.voice_references, max_audio_s=settings.speech_max_audio_s
-        )
-        self.generation = GenerationGateway(
+        self._connect(gateway)
+        return gateway
+
+    @property
+    def storage(self) -> ObjectStore:
+        from megacity.storage import build_object_store
+
+        return self._lazy("storage", lambda: build_object_store(self.settings))
+
+    @property
+    def db(self) -> Database:
+        return self._lazy("db", self._open_database)
+
+    def _open_database(self) -> Database:
+        from megacity.db import build_database
+
+        db = build_database(self.settings)
+        if self.llm_only and self.settings.db_auto_upgrade:
+            db.upgrade()  # the first request that needs it; otherwise start() did
+        return db
+
+    @property
+    def dance(self) -> DanceLab:
+        from megacity.pipelines.dance import DanceLab
+
+        return self._lazy("dance", lambda: DanceLab(self.pose, self.storage, self.db))
+
+    @property
+    def generation(self) -> GenerationGateway:
+        return self._lazy("generation", self._build_generation)
+
+    def _build_generation(self) -> GenerationGateway:
+        from megacity.engines.generation import watermark_key
+        from megacity.routing.generation import GenerationGateway
+
+        s = self.settings
+        gateway = GenerationGateway(
             self.selector,
             self.registry,
             self.balancer,
             self.image_engines,
             self.tts_engines,
             self.metrics,
-            watermark_key=watermark_key(settings),
-            timeout_s=settings.generation_timeout_s,
-            queue_timeout_s=settings.queue_timeout_s,
-            retry_after_s=settings.retry_after_s,
+            watermark_key=watermark_key(s),
+            timeout_s=s.generation_timeout_s,
+            queue_timeout_s=s.queue_timeout_s,
+            retry_after_s=s.retry_after_s,
         )
-        self.studio = GenerationStudio(self.generation, self.storage, self.db)
-        self.job_handlers = default_handlers()
-        self.studio.register(self.job_handlers)
-        self.jobs = JobService.from_settings(
-            settings, self.db, self.job_handlers, store=self.storage
+        self._connect(gateway)
+        return gateway
+
+    @property
+    def studio(self) -> GenerationStudio:
+        from megacity.pipelines.generation import GenerationStudio
+
+        return self._lazy(
+            "studio", lambda: GenerationStudio(self.generation, self.storage, self.db)
         )
-        self._warmups: list[asyncio.Task[None]] = []
-        self._safety(settings)
+
+    @property
+    def job_handlers(self) -> Handlers:
+        return self._lazy("job_handlers", self._build_handlers)
+
+    def _build_handlers(self) -> Handlers:
+        from megacity.jobs import default_handlers
+
+        handlers = default_handlers()
+        self.studio.register(handlers)
+        return handlers
+
+    @property
+    def jobs(self) -> JobService:
+        return self._lazy("jobs", self._build_jobs)
+
+    def _build_jobs(self) -> JobService:
+        from megacity.jobs import JobService
+
+        jobs = JobService.from_settings(
+            self.settings, self.db, self.job_handlers, store=self.storage
+        )
+        if self.llm_only and self.client.session_or_none is not None:
+            # Built after start-up by a request: its embedded worker starts now.
+            self._jobs_started = asyncio.get_running_loop().create_task(jobs.start())
+        return jobs
 
     def _safety(self, settings: Settings) -> None:
         """Auth, limits, abuse detection, the LLM guard and the protected identities."""
@@ -179,7 +347,7 @@ class Services:
                 leeway_s=settings.auth_leeway_s,
                 max_ttl_s=settings.auth_max_token_ttl_s,
             )
-            api_keys = ApiKeyVerifier(self.db, cache_s=settings.auth_api_key_cache_s)
+            api_keys = ApiKeyVerifier(lambda: self.db, cache_s=settings.auth_api_key_cache_s)
             self.authenticator = Authenticator(tokens, api_keys)
         limits = settings.limits
         self.limiter: RateLimiter | None = None
@@ -227,26 +395,19 @@ class Services:
 
     async def start(self) -> None:
         self.announce()
-        if self.settings.db_auto_upgrade:
-            await asyncio.to_thread(self.db.upgrade)
-        await self.jobs.start()  # the embedded worker needs the jobs table
+        if not self.llm_only:
+            if self.settings.db_auto_upgrade:
+                await asyncio.to_thread(self.db.upgrade)
+            await self.jobs.start()  # the embedded worker needs the jobs table
         await self.client.start()
-        self.pose.client = PoseHTTPClient(
-            self.client.session,
-            connect_s=self.settings.connect_timeout_s,
-            total_s=self.settings.pose_timeout_s,
-        )
-        self.speech.client = SpeechHTTPClient(
-            self.client.session,
-            connect_s=self.settings.connect_timeout_s,
-            total_s=self.settings.speech_timeout_s,
-        )
-        self.generation.client = GenerationHTTPClient(
-            self.client.session,
-            connect_s=self.settings.connect_timeout_s,
-            total_s=self.settings.generation_timeout_s,
-        )
-        engines: list[SpeechEngine | PoseEngine | ImageEngine | TTSEngine] = [
+        if not self.llm_only:  # built now (jobs may have built some): give them their client
+            self._connect(self.speech)
+            self._connect(self.pose)
+            self._connect(self.generation)
+        for name in ("speech", "pose", "generation"):
+            if self.llm_only and self.built(name):
+                self._connect(getattr(self, name))
+        engines: list[Any] = [
             *self.speech_engines.values(),
             *self.pose_engines.values(),
             *self.image_engines.values(),
@@ -268,21 +429,25 @@ class Services:
             await self.health.stop()
         for task in self._warmups:
             task.cancel()
-        for speech in self.speech_engines.values():
-            speech.close()
-        for pose in self.pose_engines.values():
-            pose.close()
-        for image in self.image_engines.values():
-            image.close()
-        for tts in self.tts_engines.values():
-            tts.close()
+        engines: list[Any] = [
+            *self.speech_engines.values(),
+            *self.pose_engines.values(),
+            *self.image_engines.values(),
+            *self.tts_engines.values(),
+        ]
+        for engine in engines:
+            engine.close()
         await self.client.close()
-        await self.jobs.stop()
+        if self._jobs_started is not None:
+            await asyncio.gather(self._jobs_started, return_exceptions=True)
+        if self.built("jobs"):
+            await self.jobs.stop()
         if self.limiter is not None:
             await self.limiter.close()
         if self.abuse is not None:
             await self.abuse.close()
-        self.db.close()
+        if self.built("db"):
+            self.db.close()
 
 
 async def serve_jobs(settings: Settings, kinds: list[str] | None, concurrency: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -19,9 +19,9 @@ from megacity.api.transcription import (
     render,
 )
 from megacity.errors import BadRequest
-from megacity.pipelines.voice import Attempt, score
-from megacity.routing.speech import SpeechAnswer
-from megacity.scoring.pronunciation import RecognizedWord
+
+if TYPE_CHECKING:  # the speech pipeline (numpy, rapidfuzz) loads with the first speech request
+    from megacity.routing.speech import SpeechAnswer
 
 router = APIRouter(tags=["speech"])
 
@@ -100,6 +100,8 @@ async def voice_analyze(request: Request) -> Response:
     ctx = routing_context(request)
     form = await read_upload_form(request, services.settings.speech_max_upload_bytes)
     upload = audio_upload(form)
+    from megacity.pipelines.voice import Attempt
+
     reference_id = (form.get("reference_id") or "").strip() or None
     if reference_id is None:  # the reference recording supplies these when there is one
         attempt = Attempt(
@@ -144,6 +146,9 @@ async def voice_score(request: Request) -> Response:
     zone_id, _ = services.selector.zone(ctx)
     state["route"] = ("scoring", "pronunciation", "", zone_id)
     req = validate(VoiceScoreRequest, await read_json(request, services.settings.max_body_bytes))
+    from megacity.pipelines.voice import Attempt, score
+    from megacity.scoring.pronunciation import RecognizedWord
+
     words = None
     if req.words is not None:
         for i, w in enumerate(req.words):

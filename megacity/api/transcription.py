@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from megacity.api.multipart import Form, read_form
-from megacity.engines.speech import TranscribeOptions, Transcript
-from megacity.engines.speech_http import AudioUpload
+from megacity.engines.upload import MediaUpload as AudioUpload
 from megacity.errors import BadRequest, PayloadTooLarge
+
+if TYPE_CHECKING:  # the speech engine (PyAV, numpy) loads with the first speech request
+    from megacity.engines.speech import TranscribeOptions, Transcript
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
 RESPONSE_FORMATS: tuple[str, ...] = ("json", "text", "verbose_json", "srt", "vtt")
@@ -201,6 +203,8 @@ def parse_transcription(form: Form) -> TranscriptionRequest:
     prompt = form.get("prompt")
     if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
         raise BadRequest(f"prompt is longer than {MAX_PROMPT_CHARS} characters", param="prompt")
+    from megacity.engines.speech import TranscribeOptions
+
     options = TranscribeOptions(
         language=language_field(form),
         prompt=prompt or None,

@@ -20,11 +20,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TypeVar
-
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 from megacity.auth.principal import (
     SAFE_NAME,
@@ -33,9 +30,23 @@ from megacity.auth.principal import (
     parse_scopes,
     parse_zones,
 )
-from megacity.db import Database
-from megacity.db.models import ApiKey, utcnow
 from megacity.errors import ServiceUnavailable
+
+if TYPE_CHECKING:  # SQLAlchemy is imported when a key is first checked, not at start-up
+    from megacity.db import Database
+    from megacity.db.models import ApiKey
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _db_errors() -> tuple[type[Exception], ...]:
+    """The database's exception types (evaluated only when an exception is being matched)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError,)
+
 
 log = logging.getLogger("megacity.auth")
 T = TypeVar("T")
@@ -97,6 +108,8 @@ def create_api_key(
     key_id = secrets.token_hex(6)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     key = f"{API_KEY_PREFIX}{key_id}_{secret}"
+    from megacity.db.models import ApiKey
+
     created = utcnow()
     expires = created + timedelta(seconds=ttl_s) if ttl_s is not None else None
     with db.session() as session:
@@ -117,7 +130,7 @@ def create_api_key(
 def revoke_api_key(db: Database, key_id: str) -> bool:
     """Mark the key revoked (idempotent); False when there is no such key."""
     with db.session() as session:
-        row = session.get(ApiKey, key_id)
+        row = session.get(_api_key(), key_id)
         if row is None:
             return False
         if row.revoked_at is None:
@@ -128,6 +141,10 @@ def revoke_api_key(db: Database, key_id: str) -> bool:
 def list_api_keys(db: Database) -> list[ApiKeyInfo]:
     """Every key, oldest first, without digests."""
     with db.session() as session:
+        from sqlalchemy import select
+
+        from megacity.db.models import ApiKey
+
         rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))
         return [_info(row) for row in rows]
 
@@ -157,12 +174,12 @@ class ApiKeyVerifier:
 
     def __init__(
         self,
-        db: Database,
+        db: Database | Callable[[], Database],
         *,
         cache_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.db = db
+        self._db = db  # or a callable that opens it on first use
         self.cache_s = cache_s
         self._clock = clock
         # Keyed by the digest of the presented key, never by id: another secret with a
@@ -170,6 +187,10 @@ class ApiKeyVerifier:
         self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._refused: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._touched: OrderedDict[str, float] = OrderedDict()
+
+    @property
+    def db(self) -> Database:
+        return self._db() if callable(self._db) else self._db
 
     async def verify(self, key: str) -> Principal:
         """The key's Principal; InvalidCredentials (str says why) when it is not valid now.
@@ -187,7 +208,7 @@ class ApiKeyVerifier:
             except InvalidCredentials as exc:
                 _put(self._refused, digest, (now + NEGATIVE_CACHE_S, exc.reason))
                 raise
-            except SQLAlchemyError as exc:
+            except _db_errors() as exc:
                 log.warning("API key not checked", extra={"key_id": key_id, "reason": str(exc)})
                 raise ServiceUnavailable(
                     "credentials cannot be checked now", code="auth_unavailable"
@@ -216,7 +237,7 @@ class ApiKeyVerifier:
     def _lookup(self, key_id: str, digest: str, now: float) -> _Verified:
         """The key's row checked (in a worker thread); InvalidCredentials if unusable."""
         with self.db.session() as session:
-            row = session.get(ApiKey, key_id)
+            row = session.get(_api_key(), key_id)
             if row is None:
                 raise InvalidCredentials(f"unknown API key {key_id}")
             if not hmac.compare_digest(row.digest, digest):
@@ -243,14 +264,20 @@ class ApiKeyVerifier:
         _put(self._touched, key_id, now)
         try:
             await asyncio.to_thread(self._write_last_used, key_id)
-        except SQLAlchemyError as exc:
+        except _db_errors() as exc:
             log.warning("last_used_at not recorded", extra={"key_id": key_id, "reason": str(exc)})
 
     def _write_last_used(self, key_id: str) -> None:
         with self.db.session() as session:
-            row = session.get(ApiKey, key_id)
+            row = session.get(_api_key(), key_id)
             if row is not None:
                 row.last_used_at = utcnow()
+
+
+def _api_key() -> type[ApiKey]:
+    from megacity.db.models import ApiKey
+
+    return ApiKey
 
 
 def _put(cache: OrderedDict[str, T], key: str, value: T) -> None:

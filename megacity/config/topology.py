@@ -74,6 +74,9 @@ class Node(_Strict):
     max_concurrency: int = Field(default=64, ge=1, le=100_000)
     weight: float = Field(default=1.0, gt=0, le=1000)
     api_key: str | None = None
+    # Which engine serves it, for its load signals: auto detects the family from the
+    # names its /metrics exposes; openai is a server without /metrics (never scraped).
+    server: Literal["auto", "vllm", "sglang", "tgi", "llamacpp", "openai"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("url")
@@ -150,9 +153,23 @@ class ZoneSafety(_Strict):
     moderation: Literal["block", "flag", "off"] = "block"
 
 
+class RoutingPolicy(_Strict):
+    """How LLM requests choose among the healthy nodes of one preference group.
+
+    cache_aware sends a conversation back to the node that holds its KV cache (consistent
+    hashing of its key, skipping a node whose load is above load_factor × the mean);
+    least_loaded and round_robin ignore conversations.
+    """
+
+    policy: Literal["cache_aware", "least_loaded", "round_robin"] = "cache_aware"
+    load_factor: float = Field(default=2.0, ge=1.0, le=10.0)  # 1 + ε of bounded loads
+    virtual_nodes: int = Field(default=100, ge=1, le=10_000)  # ring points per unit weight
+
+
 class Zone(_Strict):
     description: str = ""
     safety: ZoneSafety = ZoneSafety()
+    routing: RoutingPolicy | None = None  # None: the topology's `routing`
     engines: dict[Engine, Name] = Field(default_factory=dict)
     allowed_models: tuple[Name, ...] = ()
     default_locale: Locale = "en"
@@ -166,6 +183,7 @@ class Topology(_Strict):
     models: tuple[Model, ...] = ()
     zones: dict[Name, Zone] = Field(default_factory=dict)
     default_zone: Name | None = None
+    routing: RoutingPolicy = RoutingPolicy()  # every zone's, unless it sets its own
 
     @model_validator(mode="after")
     def _references(self) -> Topology:

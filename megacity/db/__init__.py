@@ -1,15 +1,40 @@
-"""Relational state: SQLAlchemy models, the Database (engine, sessions, migrations)."""
+"""Relational state: SQLAlchemy models, the Database (engine, sessions, migrations).
+
+SQLAlchemy and Alembic load when one of these names is first used, not with the package:
+a router that never touches the database never imports them.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from megacity.config.settings import Settings
-from megacity.db.database import Database, DatabaseError, Upgrade, database_url
-from megacity.db.models import Base, DanceReference, StoredObject, VoiceReference
+
+if TYPE_CHECKING:
+    from megacity.db.database import Database, DatabaseError, Upgrade, database_url
+    from megacity.db.models import Base, DanceReference, StoredObject, VoiceReference
 
 SQLITE_FILE = "megacity.db"
+_LAZY = {
+    "Database": "megacity.db.database",
+    "DatabaseError": "megacity.db.database",
+    "Upgrade": "megacity.db.database",
+    "database_url": "megacity.db.database",
+    "Base": "megacity.db.models",
+    "DanceReference": "megacity.db.models",
+    "StoredObject": "megacity.db.models",
+    "VoiceReference": "megacity.db.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def default_database_url(settings: Settings) -> str:
@@ -22,6 +47,8 @@ def default_database_url(settings: Settings) -> str:
 
 def build_database(settings: Settings) -> Database:
     """The database the settings name (creating the SQLite file's folder when needed)."""
+    from megacity.db.database import Database
+
     return Database(default_database_url(settings))
 
 

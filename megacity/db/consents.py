@@ -17,10 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from megacity.db.models import Consent, utcnow
+from megacity.db.paging import MAX_PAGE
 from megacity.errors import Forbidden, NotFound
 
 SCOPES = ("voice_clone", "voice_synthesis", "face_synthesis")
-MAX_PAGE = 500
 _CONSENT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from megacity.db.models import DanceReference, StoredObject, VoiceReference, utcnow
 from megacity.db.objects import record_object
+from megacity.db.paging import MAX_PAGE
 from megacity.errors import NotFound
 from megacity.storage.base import ObjectInfo
 from megacity.storage.keys import Kind
 
-MAX_PAGE = 500
 R = TypeVar("R", DanceReference, VoiceReference)
 
 

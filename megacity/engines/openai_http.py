@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from megacity.config.topology import Node
 
@@ -40,6 +41,7 @@ class OpenAIHTTPClient:
     def __init__(self, timeouts: Timeouts) -> None:
         self.timeouts = timeouts
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[tuple[str, str], URL] = {}  # parsed once per node and path
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -61,6 +63,11 @@ class OpenAIHTTPClient:
             self._session = None
 
     @property
+    def session_or_none(self) -> aiohttp.ClientSession | None:
+        """The session once started, else None."""
+        return self._session
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("upstream client not started")
@@ -73,9 +80,12 @@ class OpenAIHTTPClient:
         headers = {"Content-Type": "application/json", "X-Request-Id": request_id}
         if node.api_key:
             headers["Authorization"] = f"Bearer {node.api_key}"
+        url = self._urls.get((node.url, path))
+        if url is None:
+            url = self._urls[(node.url, path)] = URL(f"{node.url}{path}")
         try:
             async with asyncio.timeout(self.timeouts.first_byte_s):
-                return await self.session.post(f"{node.url}{path}", data=body, headers=headers)
+                return await self.session.post(url, data=body, headers=headers)
         except TimeoutError:
             raise UpstreamFailure(node.name, "timeout", "no response headers in time") from None
         except aiohttp.ClientConnectorError as exc:

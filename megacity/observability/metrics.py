@@ -8,10 +8,51 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from megacity.routing.balancer import NodeState
+from megacity.routing.node_state import NodeState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _ROUTE_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01)
+
+
+# Per-node gauges, read from the balancer's state at scrape time: (name, help, value).
+_NODE_GAUGES: tuple[tuple[str, str, Callable[[NodeState], float]], ...] = (
+    (
+        "megacity_node_in_flight",
+        "Requests this router has in flight per node",
+        lambda s: s.in_flight,
+    ),
+    ("megacity_node_healthy", "1 if the last health probe passed", lambda s: float(s.healthy)),
+    (
+        "megacity_node_breaker_state",
+        "Circuit breaker: 0 closed, 1 half-open, 2 open",
+        lambda s: int(s.breaker.state),
+    ),
+    (
+        "megacity_node_reported_waiting",
+        "Queue length the node reported",
+        lambda s: s.reported_waiting,
+    ),
+    (
+        "megacity_node_reported_running",
+        "Running sequences the node reported",
+        lambda s: s.reported_running,
+    ),
+    (
+        "megacity_node_kv_cache_usage",
+        "KV-cache use the node reported, 0..1",
+        lambda s: s.kv_cache_usage,
+    ),
+    (
+        "megacity_node_tokens_in_flight",
+        "Prompt and answer tokens this router has in flight per node (estimate)",
+        lambda s: s.tokens_in_flight,
+    ),
+    (
+        "megacity_node_load",
+        "The balancer's load figure: request-equivalents per unit of weight",
+        lambda s: s.load,
+    ),
+)
 
 
 class _NodeCollector(Collector):
@@ -21,28 +62,14 @@ class _NodeCollector(Collector):
         self._states = states
 
     def collect(self) -> Iterator[Metric]:
-        in_flight = GaugeMetricFamily(
-            "megacity_node_in_flight",
-            "Requests this router has in flight per node",
-            labels=["node"],
-        )
-        healthy = GaugeMetricFamily(
-            "megacity_node_healthy", "1 if the last health probe passed", labels=["node"]
-        )
-        breaker = GaugeMetricFamily(
-            "megacity_node_breaker_state",
-            "Circuit breaker: 0 closed, 1 half-open, 2 open",
-            labels=["node"],
-        )
-        queue = GaugeMetricFamily(
-            "megacity_node_reported_waiting", "Queue length the node reported", labels=["node"]
-        )
-        for s in self._states():
-            in_flight.add_metric([s.name], s.in_flight)
-            healthy.add_metric([s.name], 1.0 if s.healthy else 0.0)
-            breaker.add_metric([s.name], int(s.breaker.state))
-            queue.add_metric([s.name], s.reported_waiting)
-        yield from (in_flight, healthy, breaker, queue)
+        families = [
+            (GaugeMetricFamily(name, doc, labels=["node"]), value)
+            for name, doc, value in _NODE_GAUGES
+        ]
+        for state in self._states():
+            for family, value in families:
+                family.add_metric([state.name], value(state))
+        yield from (family for family, _ in families)
 
 
 class Metrics:
@@ -86,8 +113,15 @@ class Metrics:
             ["check", "outcome", "zone"],
             registry=self.registry,
         )
+        self._routes = Counter(
+            "megacity_route_decisions",
+            "Node choices by balancing policy and reason (affinity, spill, moved, …)",
+            ["policy", "reason"],
+            registry=self.registry,
+        )
         self.registry.register(_NodeCollector(states))
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+        self._route_children: dict[tuple[str, str], Counter] = {}
 
     def observe_request(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
         """Count one answered request; label children are cached (they cost µs to look up)."""
@@ -100,6 +134,14 @@ class Metrics:
 
     def observe_route(self, seconds: float) -> None:
         self._route.observe(seconds)
+
+    def route_decision(self, policy: str, reason: str) -> None:
+        """Count one node choice (children cached: this runs on every request)."""
+        child = self._route_children.get((policy, reason))
+        if child is None:
+            child = self._routes.labels(policy, reason)
+            self._route_children[(policy, reason)] = child
+        child.inc()
 
     def upstream_error(self, node: str, kind: str) -> None:
         self._upstream_errors.labels(node, kind).inc()

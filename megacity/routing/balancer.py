@@ -1,4 +1,10 @@
-"""Node balancing: least-loaded healthy node, request's region first, cloud last, bounded waits."""
+"""Node balancing: the request's region first, cloud last, the zone's policy within a group.
+
+The balancer owns the per-node state and the preference groups; which node of a group
+takes a request is the zone's policy (routing.policy). Every LLM request reserves its
+tokens on the node it is sent to (routing.tokens), and the same figures are readable
+by anyone through `node_loads()`.
+"""
 
 from __future__ import annotations
 
@@ -6,67 +12,14 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 
-from megacity.config.topology import Node, Topology
+from megacity.config.topology import Topology
 from megacity.errors import ServiceUnavailable
 from megacity.routing.breaker import CircuitBreaker
+from megacity.routing.node_state import Lease, NodeLoad, NodeState
+from megacity.routing.policy import Choice, LeastLoaded, Policy, RouteHint, build_policy
+from megacity.routing.tokens import TokenLedger, Usage
 
-
-class NodeState:
-    """Live state of one node: the router's in-flight count, reported stats, health, breaker."""
-
-    __slots__ = (
-        "breaker",
-        "health_reason",
-        "healthy",
-        "in_flight",
-        "kv_cache_usage",
-        "last_probe",
-        "node",
-        "reported_running",
-        "reported_waiting",
-    )
-
-    def __init__(self, node: Node, breaker: CircuitBreaker) -> None:
-        self.node = node
-        self.breaker = breaker
-        self.in_flight = 0
-        self.reported_running = 0.0
-        self.reported_waiting = 0.0
-        self.kv_cache_usage = 0.0
-        self.healthy = True  # optimistic until the first probe says otherwise
-        self.health_reason = "not probed yet"
-        self.last_probe = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.node.name
-
-    @property
-    def load(self) -> float:
-        """In-flight requests of this router plus the node's own queue, per unit of weight."""
-        return (self.in_flight + self.reported_waiting) / self.node.weight
-
-    def can_take(self) -> bool:
-        return (
-            self.healthy and self.in_flight < self.node.max_concurrency and self.breaker.available()
-        )
-
-    def alive(self) -> bool:
-        return self.healthy and self.breaker.available()
-
-
-class Lease:
-    """One reserved slot on a node; give it back with `Balancer.release`."""
-
-    __slots__ = ("state", "ticket")
-
-    def __init__(self, state: NodeState, ticket: int) -> None:
-        self.state = state
-        self.ticket = ticket  # the breaker's probe ticket (0: not a half-open probe)
-
-    @property
-    def name(self) -> str:
-        return self.state.name
+__all__ = ["Balancer", "Lease", "NodeLoad", "NodeState", "RouteHint"]
 
 
 class Balancer:
@@ -93,9 +46,26 @@ class Balancer:
         for model in topology.models:
             for region in self._regions:
                 self._groups[(model.name, region)] = self._preference(model.name, region)
-        self._turn = 0
+        self._default_policy: Policy = LeastLoaded()  # engines without zones' policies
+        self._topology_policy: Policy = build_policy(topology.routing)
+        self._zone_policies: dict[str, Policy] = {
+            name: build_policy(zone.routing)
+            for name, zone in topology.zones.items()
+            if zone.routing is not None
+        }
+        self.tokens = TokenLedger()
         self._waiters = 0
         self._released = asyncio.Event()
+
+    def policy(self, zone: str | None) -> Policy:
+        """The LLM policy of a zone (its own `routing`, else the topology's)."""
+        if zone is None:
+            return self._topology_policy
+        return self._zone_policies.get(zone, self._topology_policy)
+
+    def node_loads(self) -> list[NodeLoad]:
+        """Every node's load signals now: the read API for dashboards and operators."""
+        return [state.snapshot() for state in self.nodes.values()]
 
     def _preference(self, model: str, region: str) -> list[list[NodeState]]:
         """Candidate groups in order: local nodes of `region`, other regions in order, cloud."""
@@ -112,26 +82,30 @@ class Balancer:
         return self._groups.get((model, region), [])
 
     def pick(
-        self, model: str, region: str | None = None, exclude: Iterable[str] = ()
+        self,
+        model: str,
+        region: str | None = None,
+        exclude: Iterable[str] = (),
+        hint: RouteHint | None = None,
     ) -> NodeState | None:
-        """The least-loaded node that can take a request now, or None (no side effects)."""
+        """The node a request would go to now, or None (no side effects but rotation)."""
+        choice = self.choose(model, region, exclude, hint)
+        return None if choice is None else choice.state
+
+    def choose(
+        self,
+        model: str,
+        region: str | None = None,
+        exclude: Iterable[str] = (),
+        hint: RouteHint | None = None,
+    ) -> Choice | None:
+        """The first preference group with a node that can take the request decides."""
         skip = set(exclude) if exclude else None
+        policy = self._default_policy if hint is None else self.policy(hint.zone)
         for group in self.candidates(model, region):
-            best: NodeState | None = None
-            ties = 0
-            for state in group:
-                if (skip and state.name in skip) or not state.can_take():
-                    continue
-                if best is None or state.load < best.load:
-                    best, ties = state, 1
-                elif state.load == best.load:
-                    ties += 1
-                    # Rotate among equally loaded nodes so idle pairs share the work.
-                    if (self._turn % ties) == 0:
-                        best = state
-            if best is not None:
-                self._turn += 1
-                return best
+            able = [s for s in group if s.can_take() and not (skip and s.name in skip)]
+            if able:
+                return policy.choose(able, group, hint)
         return None
 
     def any_alive(self, model: str, exclude: Iterable[str] = ()) -> bool:
@@ -146,14 +120,31 @@ class Balancer:
         exclude: Iterable[str] = (),
         timeout_s: float = 2.0,
         retry_after_s: int = 1,
+        hint: RouteHint | None = None,
     ) -> Lease:
         """Reserve a slot on the best node; wait up to `timeout_s` when all are full, then 503."""
         exclude = tuple(exclude)
-        state = self.pick(model, region, exclude)
-        if state is None:
-            state = await self._wait_for_slot(model, region, exclude, timeout_s, retry_after_s)
+        choice = self.choose(model, region, exclude, hint)
+        if choice is None:
+            choice = await self._wait_for_slot(
+                model, region, exclude, timeout_s, retry_after_s, hint
+            )
+        state = choice.state
         state.in_flight += 1
-        return Lease(state, state.breaker.on_send())
+        prompt = output = 0
+        if hint is not None:
+            prompt, output = hint.prompt_tokens, hint.output_tokens
+            state.tokens_in_flight += prompt + output
+        return Lease(state, state.breaker.on_send(), choice.reason, prompt, output, model)
+
+    def prefilled(self, lease: Lease) -> None:
+        """The node started answering: the prompt's tokens are no longer waiting there."""
+        lease.state.tokens_in_flight -= lease.prompt_tokens
+        lease.prompt_tokens = 0
+
+    def settle(self, lease: Lease, estimated_prompt: int, usage: Usage) -> None:
+        """Learn from an answer's usage (the reservation itself ends with `release`)."""
+        self.tokens.settle(lease.model, estimated_prompt, usage)
 
     async def _wait_for_slot(
         self,
@@ -162,7 +153,8 @@ class Balancer:
         exclude: tuple[str, ...],
         timeout_s: float,
         retry_after_s: int,
-    ) -> NodeState:
+        hint: RouteHint | None,
+    ) -> Choice:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
@@ -187,14 +179,16 @@ class Balancer:
                 pass  # re-check health and capacity: a node may have come back
             finally:
                 self._waiters -= 1
-            state = self.pick(model, region, exclude)
-            if state is not None:
-                return state
+            choice = self.choose(model, region, exclude, hint)
+            if choice is not None:
+                return choice
 
     def release(self, lease: Lease, outcome: bool | None) -> None:
         """Free the slot; outcome True/False feeds the breaker, None means no verdict."""
         state = lease.state
         state.in_flight -= 1
+        state.tokens_in_flight -= lease.prompt_tokens + lease.output_tokens
+        lease.prompt_tokens = lease.output_tokens = 0
         if outcome is True:
             state.breaker.on_success()
         elif outcome is False:

@@ -15,3 +15,4 @@ class RequestContext:
     user_id: str | None = None
     region: str | None = None
     strategy: str | None = None
+    session_id: str | None = None  # X-Session-Id: keeps a conversation on one node

@@ -14,7 +14,9 @@ from megacity.engines.openai_http import OpenAIHTTPClient, UpstreamFailure
 from megacity.errors import MegaCityError, UpstreamError, UpstreamTimeout
 from megacity.observability.metrics import Metrics
 from megacity.routing.balancer import Balancer, Lease
+from megacity.routing.policy import RouteHint
 from megacity.routing.selector import Decision
+from megacity.routing.tokens import TokenLedger, Usage, find_usage
 
 log = logging.getLogger("megacity.dispatch")
 
@@ -32,6 +34,7 @@ class Admission:
     request_id: str
     region: str | None
     started: float  # perf_counter() when the request arrived
+    route: RouteHint | None = None  # zone, conversation key and tokens for the policy
 
 
 @dataclass(slots=True)
@@ -45,6 +48,7 @@ class Answer:
     route_ms: float
     body: bytes = b""
     chunks: AsyncIterator[bytes] | None = None
+    route: str = ""  # the policy and its reason, for X-MegaCity-Route
 
 
 class Dispatcher:
@@ -80,10 +84,14 @@ class Dispatcher:
                 exclude=tried,
                 timeout_s=self._queue_timeout_s,
                 retry_after_s=self._retry_after_s,
+                hint=req.route,
             )
             if not attempt:
                 route_ms = (time.perf_counter() - req.started) * 1000
                 self._metrics.observe_route(route_ms / 1000)
+            else:
+                lease.reason = "retry"
+            self._metrics.route_decision(self._policy_name(req), lease.reason)
             try:
                 return await self._attempt(lease, decision, req, route_ms)
             except UpstreamFailure as exc:
@@ -103,6 +111,16 @@ class Dispatcher:
                 if attempt + 1 < MAX_ATTEMPTS:
                     self._metrics.failover(model, lease.name)
         raise _client_error(failure, model)
+
+    @property
+    def ledger(self) -> TokenLedger:
+        """The per-model token estimates the route hints are built with."""
+        return self._balancer.tokens
+
+    def _policy_name(self, req: Admission) -> str:
+        if req.route is None:
+            return "least_loaded"
+        return self._balancer.policy(req.route.zone).name
 
     async def _attempt(
         self, lease: Lease, decision: Decision, req: Admission, route_ms: float
@@ -132,8 +150,9 @@ class Dispatcher:
             raise UpstreamFailure(node.name, "status", detail, resp.status)
         content_type = resp.headers.get("Content-Type", "application/json")
         answer = Answer(resp.status, content_type, decision, node.name, route_ms)
+        answer.route = f"{self._policy_name(req)}; reason={lease.reason}"
         if req.stream and resp.status == 200:
-            answer.chunks = self._relay(lease, resp, req.request_id)
+            answer.chunks = self._relay(lease, resp, req)
             return answer
         try:
             answer.body = await resp.read()  # a complete read hands the connection back
@@ -144,24 +163,48 @@ class Dispatcher:
         except BaseException:
             resp.close()  # cancelled: drop the connection so the engine stops
             raise
+        self._settle(lease, req, answer.body)
         return answer
 
+    def _settle(self, lease: Lease, req: Admission, tail: bytes, events: int = 0) -> None:
+        """Learn the model's real prompt and answer lengths from the engine's usage.
+
+        A stream without `stream_options.include_usage` says only how many events it
+        sent: about one token each, less the role and final events and [DONE].
+        """
+        if req.route is None:
+            return
+        usage = find_usage(tail)
+        if usage is None and events:
+            usage = Usage(0, max(0, events - 3))
+        if usage is not None:
+            self._balancer.settle(lease, req.route.prompt_tokens, usage)
+
     async def _relay(
-        self, lease: Lease, resp: aiohttp.ClientResponse, request_id: str
+        self, lease: Lease, resp: aiohttp.ClientResponse, req: Admission
     ) -> AsyncIterator[bytes]:
         """Relay SSE bytes as they come, whole events only, so an error event lands cleanly."""
         outcome: bool | None = None
         pending = b""
+        last = b""
+        events = 0
+        request_id = req.request_id
         try:
             async for chunk in resp.content.iter_any():
+                if not events:  # the first token came: the prompt is prefilled
+                    self._balancer.prefilled(lease)
+                events += chunk.count(b"data:")
                 pending += chunk
                 cut = pending.rfind(b"\n\n")
                 if cut >= 0:
                     out, pending = pending[: cut + 2], pending[cut + 2 :]
+                    last = out
                     yield out
             if pending:
+                last = pending
                 yield pending
             outcome = True
+            self._settle(lease, req, last[-2048:], events)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             outcome = False
             kind = "timeout" if isinstance(exc, TimeoutError) else "disconnect"

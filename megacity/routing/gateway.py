@@ -10,6 +10,7 @@ import orjson
 from megacity.config.topology import Tier
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.context import RequestContext
+from megacity.routing.conversation import route_hint
 from megacity.routing.dispatch import Admission, Answer, Dispatcher
 from megacity.routing.selector import Decision, ModelSelector, PromptInfo
 
@@ -99,5 +100,8 @@ class LLMGateway:
         payload["model"] = decision.model.served_as
         stream = bool(payload.get("stream"))
         body = orjson.dumps(payload)
-        admission = Admission(path, body, stream, ctx.request_id, ctx.region, started)
+        hint = route_hint(
+            payload, decision.model.name, decision.zone, ctx.session_id, self._dispatcher.ledger
+        )
+        admission = Admission(path, body, stream, ctx.request_id, ctx.region, started, hint)
         return await self._dispatcher.send(decision, admission)

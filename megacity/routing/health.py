@@ -1,4 +1,4 @@
-"""Background health probes and engine statistics; the request path never scrapes."""
+"""Background health probes and engine load signals; the request path never scrapes."""
 
 from __future__ import annotations
 
@@ -9,39 +9,11 @@ import time
 from collections.abc import Iterable
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
-from megacity.routing.balancer import NodeState
+from megacity.routing.node_state import NodeState
+from megacity.routing.signals import parse_signals
 
 log = logging.getLogger("megacity.health")
-
-# vLLM's gauges (summed over label sets; one vLLM server may serve several models), and
-# the same figures as this project's own engine nodes (`megacity engine ...`) export them.
-RUNNING = "vllm:num_requests_running"
-WAITING = "vllm:num_requests_waiting"
-ENGINE_RUNNING = "megacity_engine_requests_running"
-ENGINE_WAITING = "megacity_engine_requests_waiting"
-KV_CACHE = ("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc")
-
-
-def parse_engine_stats(text: str) -> dict[str, float]:
-    """Running, waiting (summed over engines) and KV-cache usage (the fullest) from /metrics."""
-    counts = {
-        RUNNING: "running",
-        WAITING: "waiting",
-        ENGINE_RUNNING: "running",
-        ENGINE_WAITING: "waiting",
-    }
-    stats: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            key = counts.get(sample.name)
-            if key is not None:
-                stats[key] = stats.get(key, 0.0) + float(sample.value)
-            elif sample.name in KV_CACHE:
-                # A fraction per engine, exported under an old and a new name: never add up.
-                stats["kv_cache"] = max(stats.get("kv_cache", 0.0), float(sample.value))
-    return stats
 
 
 class HealthMonitor:
@@ -100,7 +72,7 @@ class HealthMonitor:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             ok, reason = False, f"unreachable: {type(exc).__name__}"
         self._set_health(state, ok, "ok" if ok else reason)
-        if ok:
+        if ok and state.node.server != "openai":  # a plain OpenAI server has no /metrics
             await self._scrape(state, headers)
 
     async def _scrape(self, state: NodeState, headers: dict[str, str]) -> None:
@@ -114,13 +86,11 @@ class HealthMonitor:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return
         try:
-            stats = parse_engine_stats(text)
-        except ValueError:
-            log.warning("node %s: unparseable /metrics", state.name)
+            signals = parse_signals(text, state.node.server)
+        except ValueError as exc:
+            log.warning("node %s: unparseable /metrics (%s)", state.name, exc)
             return
-        state.reported_running = stats.get("running", 0.0)
-        state.reported_waiting = stats.get("waiting", 0.0)
-        state.kv_cache_usage = stats.get("kv_cache", 0.0)
+        state.observe(signals)
 
     def _set_health(self, state: NodeState, ok: bool, reason: str) -> None:
         if ok != state.healthy:

@@ -21,10 +21,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:  # redis is imported only when REDIS_URL is set
+    from redis.asyncio import Redis
 
 from megacity.safety import limits_keys as lk
 from megacity.safety.ratelimit import LogThrottle
@@ -316,6 +316,9 @@ class RedisAbuseDetector:
         prefix: str = "megacity:abuse",
         owns_client: bool = False,
     ) -> None:
+        from redis.exceptions import RedisError
+
+        self._errors = (RedisError, OSError)
         self.redis = redis
         self.policy = policy or AbusePolicy()
         self.keys = lk.AbuseKeys(prefix)
@@ -335,6 +338,8 @@ class RedisAbuseDetector:
         timeout_s: float = 0.5,
     ) -> RedisAbuseDetector:
         """A detector with its own client (closed by ``close``); ``timeout_s`` bounds each call."""
+        from redis.asyncio import Redis
+
         client = Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True
         )
@@ -343,7 +348,7 @@ class RedisAbuseDetector:
     async def blocked(self, user: str) -> Block | None:
         try:
             doc = await self.redis.get(self.keys.block(user))
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             self._warn.warning("abuse detector: Redis failed, not checking blocks: %s", exc)
             return None
         return None if doc is None else Block.from_json(doc)
@@ -396,7 +401,7 @@ class RedisAbuseDetector:
         keys = [self.keys.block(user), self.keys.index, *(key for key, _ in windows)]
         try:
             doc: Any = await self._record(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             self._warn.warning("abuse detector: Redis failed, request not counted: %s", exc)
             return None
         return None if doc is None else _announce(Block.from_json(doc))

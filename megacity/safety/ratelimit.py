@@ -20,10 +20,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:  # redis is imported only when REDIS_URL is set
+    from redis.asyncio import Redis
 
 from megacity.safety import limits_keys as lk
 
@@ -263,6 +263,9 @@ class RedisRateLimiter:
         fail_open: bool = True,
         owns_client: bool = False,
     ) -> None:
+        from redis.exceptions import RedisError
+
+        self._errors = (RedisError, OSError)
         self.redis = redis
         self.keys = lk.LimitKeys(prefix)
         self.fail_open = fail_open
@@ -281,6 +284,8 @@ class RedisRateLimiter:
         timeout_s: float = 0.5,
     ) -> RedisRateLimiter:
         """A limiter with its own client (closed by ``close``); ``timeout_s`` bounds each call."""
+        from redis.asyncio import Redis
+
         client = Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True
         )
@@ -297,7 +302,7 @@ class RedisRateLimiter:
             reply: list[Any] = await self._take(
                 keys=[self.keys.bucket(b.key) for b in buckets], args=args
             )
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             return self._unavailable(exc)
         refused = int(reply[0])
         return Decision(
@@ -311,7 +316,7 @@ class RedisRateLimiter:
         args = [repr(bucket.rate.capacity), repr(bucket.rate.refill_per_s), repr(float(amount))]
         try:
             await self._adjust(keys=[self.keys.bucket(bucket.key)], args=args)
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             self._warn.warning(
                 "rate limiter: Redis failed, adjustment of %s dropped: %s", bucket.key, exc
             )

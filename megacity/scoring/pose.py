@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from megacity.scoring.limits import MAX_FPS, MAX_FRAMES
+
 NOSE = 0
 LEFT_EYE_INNER, LEFT_EYE, LEFT_EYE_OUTER = 1, 2, 3
 RIGHT_EYE_INNER, RIGHT_EYE, RIGHT_EYE_OUTER = 4, 5, 6
@@ -69,8 +71,6 @@ COCO_TO_BLAZEPOSE: tuple[int, ...] = (
     LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE,
 )  # fmt: skip
 
-MAX_FRAMES = 10_800  # 6 minutes at 30 fps: a whole K-POP song with room to spare
-MAX_FPS = 240.0
 MAX_COORD = 1e6  # image-normalised values are ~0..1; pixels up to 8K also pass
 
 

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from megacity.config.settings import Settings
 from megacity.storage.base import ObjectInfo, ObjectReader, ObjectStore, check_content_type
 from megacity.storage.keys import Kind, ObjectKey, kind_of, validate_key, validate_prefix
 from megacity.storage.local import LocalObjectStore
-from megacity.storage.s3 import S3ObjectStore
 from megacity.storage.signing import URLSigner, public_base_url, signing_key
+
+if TYPE_CHECKING:
+    from megacity.storage.s3 import S3ObjectStore
+
+
+def __getattr__(name: str) -> Any:
+    # boto3 loads only when an S3 store is used (it costs start-up time and memory).
+    if name == "S3ObjectStore":
+        from megacity.storage.s3 import S3ObjectStore
+
+        return S3ObjectStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_object_store(settings: Settings) -> ObjectStore:
@@ -29,6 +41,8 @@ def build_s3_store(settings: Settings) -> S3ObjectStore:
     """The S3-compatible store of the S3_* settings; ValueError when S3_BUCKET is missing."""
     if not settings.s3_bucket:
         raise ValueError("S3_ENDPOINT_URL is set but S3_BUCKET is not")
+    from megacity.storage.s3 import S3ObjectStore
+
     secret = settings.s3_secret_access_key
     return S3ObjectStore(
         settings.s3_bucket,

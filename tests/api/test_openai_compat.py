@@ -94,9 +94,9 @@ def test_multimodal_parts_go_to_70b(cluster: Cluster) -> None:
 def test_two_nodes_share_the_load_and_region_is_preferred(cluster: Cluster) -> None:
     client = cluster.client(**{"X-Zone": "lite"})
     seen: dict[str, int] = {}
-    for _ in range(20):
+    for i in range(20):  # twenty conversations (one conversation would stay on one node)
         raw = client.chat.completions.with_raw_response.create(
-            model="small-7b", messages=[{"role": "user", "content": "hi"}]
+            model="small-7b", messages=[{"role": "user", "content": f"hi, I am learner {i}"}]
         )
         node = raw.headers["X-MegaCity-Node"]
         seen[node] = seen.get(node, 0) + 1

@@ -261,3 +261,51 @@ def test_a_lifetime_over_the_maximum_is_refused(keys: KeySet) -> None:
 
 def test_an_oversized_token_is_refused_unparsed(keys: KeySet) -> None:
     _refused(keys, "a" * 10_000, "too long")
+
+
+# --- the verified-token cache ----------------------------------------------------------
+
+
+def test_a_verified_token_is_remembered_until_it_expires(keys: KeySet) -> None:
+    clock = FakeClock()
+    clock.now = time.time()
+    verifier = TokenVerifier(keys, leeway_s=0.0, clock=clock)
+    token = _token(keys, ttl_s=60)
+    first = verifier.verify(token)
+    calls = 0
+    real = verifier._check
+
+    def counting(t: str) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(t)
+
+    verifier._check = counting  # type: ignore[method-assign]
+    assert verifier.verify(token) == first
+    assert calls == 0  # no second signature check
+    clock.now += 61  # past its exp: the cache no longer answers, the signature is checked again
+    verifier.verify(token)  # (PyJWT itself reads the real clock, where it is still valid)
+    assert calls == 1
+
+
+def test_a_retired_key_refuses_its_remembered_tokens_after_reload(
+    keys: KeySet, tmp_path: Path
+) -> None:
+    verifier = TokenVerifier(keys)
+    token = _token(keys)
+    principal = verifier.verify(token)
+    kid = (principal.credential_id or "").partition(":")[0]
+    assert retire_key(tmp_path, REGION, kid)
+    keys.reload()
+    with pytest.raises(InvalidCredentials):
+        verifier.verify(token)
+
+
+def test_a_forged_token_is_never_served_from_the_cache(keys: KeySet) -> None:
+    verifier = TokenVerifier(keys)
+    token = _token(keys)
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
+    with pytest.raises(InvalidCredentials):
+        verifier.verify(tampered)
