@@ -8,7 +8,7 @@ and shadowing attempts (``POST /api/v1/kzone/voice/analyze`` with ``reference_id
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -20,12 +20,10 @@ from megacity.api.schemas import AUDIO_ERROR_RESPONSES, ERROR_RESPONSES
 from megacity.api.services import Services
 from megacity.api.transcription import audio_upload, read_upload_form
 from megacity.errors import BadRequest
-from megacity.pipelines.voice_references import (
-    LANGUAGES,
-    PROSODY_MODES,
-    NewVoiceReference,
-    VoiceReferences,
-)
+from megacity.scoring.languages import LANGUAGES, PROSODY_MODES
+
+if TYPE_CHECKING:
+    from megacity.pipelines.voice_references import VoiceReferences
 
 router = APIRouter(tags=["speech"])
 
@@ -72,6 +70,8 @@ async def add_reference(request: Request) -> Response:
     services, refs = _begin(request)
     ctx = routing_context(request)
     form = await read_upload_form(request, services.settings.speech_max_upload_bytes)
+    from megacity.pipelines.voice_references import NewVoiceReference
+
     new = NewVoiceReference(
         text=_field(form.get("text"), "text"),
         language=_field(form.get("language"), "language").strip().lower(),

@@ -24,6 +24,7 @@ from megacity.errors import BadRequest
 from megacity.routing.context import RequestContext
 from megacity.routing.speech import SpeechAnswer, SpeechGateway
 from megacity.scoring import textnorm
+from megacity.scoring.languages import LANGUAGES
 from megacity.scoring.pronunciation import (
     MAX_TEXT_CHARS,
     MAX_WORDS,
@@ -35,8 +36,6 @@ from megacity.scoring.pronunciation import (
 if TYPE_CHECKING:
     from megacity.pipelines.voice_prosody import StoredVoice
     from megacity.pipelines.voice_references import VoiceReferences
-
-LANGUAGES = ("ko", "en", "ja", "zh")
 
 
 @dataclass(frozen=True, slots=True)

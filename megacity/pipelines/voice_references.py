@@ -26,14 +26,13 @@ from megacity.pipelines.dance import check_reference_id, check_title
 from megacity.routing.context import RequestContext
 from megacity.routing.speech import SpeechAnswer, SpeechGateway
 from megacity.scoring import textnorm
+from megacity.scoring.languages import LANGUAGES, PROSODY_MODES
 from megacity.scoring.pronunciation import MAX_TEXT_CHARS
 from megacity.storage import ObjectStore, keys
 
 if TYPE_CHECKING:
     from megacity.pipelines.voice_prosody import StoredVoice
 
-LANGUAGES = ("ko", "en", "ja", "zh")
-PROSODY_MODES = ("shadowing", "singalong")  # the modes a voice reference is for
 TITLE_CHARS = 60  # a title made from the text when none is given
 
 

@@ -62,9 +62,9 @@ from . import textnorm
 from .alignment import Group, SimilarityMatrix, align, char_similarity, group_by_word
 from .fluency import DEFAULT_MODES, DEFAULT_RATES, Break, ModeProfile, RateBand, TimedEntry, judge
 from .korean import JamoDifference, compare_syllables, jamo_similarity
+from .languages import MODES
 from .textnorm import RefWord
 
-MODES = ("read", "shadowing", "singalong")
 MAX_TEXT_CHARS = 5000  # per text; beyond it the request is refused, not truncated
 MAX_WORDS = 2000  # recognised word timings per request
 

@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 from . import spoken_forms
 from .korean import native_korean, sino_korean
+from .languages import LANGUAGES
 
-LANGUAGES = ("ko", "en", "ja", "zh")
 _HAN_KANA = (
     "\u3005\u3006\u3041-\u309f\u30a0-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 )

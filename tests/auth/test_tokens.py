@@ -268,9 +268,9 @@ def test_an_oversized_token_is_refused_unparsed(keys: KeySet) -> None:
 
 def test_a_verified_token_is_remembered_until_it_expires(keys: KeySet) -> None:
     clock = FakeClock()
-    clock.now = time.time()
     verifier = TokenVerifier(keys, leeway_s=0.0, clock=clock)
     token = _token(keys, ttl_s=60)
+    clock.now = time.time()  # after the token's nbf (whole seconds), never a moment before
     first = verifier.verify(token)
     calls = 0
     real = verifier._check
