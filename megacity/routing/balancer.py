@@ -20,6 +20,8 @@ class NodeState:
         "healthy",
         "in_flight",
         "kv_cache_usage",
+        "last_error",
+        "last_error_at",
         "last_probe",
         "node",
         "reported_running",
@@ -36,6 +38,8 @@ class NodeState:
         self.healthy = True  # optimistic until the first probe says otherwise
         self.health_reason = "not probed yet"
         self.last_probe = 0.0
+        self.last_error: str | None = None  # the last failed request, for operators
+        self.last_error_at: float | None = None  # when (s since epoch)
 
     @property
     def name(self) -> str:
@@ -53,6 +57,11 @@ class NodeState:
 
     def alive(self) -> bool:
         return self.healthy and self.breaker.available()
+
+    def note_error(self, kind: str, detail: str) -> None:
+        """Remember why the last request to this node failed (shown on the dashboard)."""
+        self.last_error = f"{kind}: {detail}"[:300]
+        self.last_error_at = time.time()
 
 
 class Lease:
@@ -112,9 +121,17 @@ class Balancer:
         return self._groups.get((model, region), [])
 
     def pick(
-        self, model: str, region: str | None = None, exclude: Iterable[str] = ()
+        self,
+        model: str,
+        region: str | None = None,
+        exclude: Iterable[str] = (),
+        *,
+        preview: bool = False,
     ) -> NodeState | None:
-        """The least-loaded node that can take a request now, or None (no side effects)."""
+        """The least-loaded node that can take a request now, or None (no side effects).
+
+        `preview` (the routing explainer) leaves the tie rotation where it is.
+        """
         skip = set(exclude) if exclude else None
         for group in self.candidates(model, region):
             best: NodeState | None = None
@@ -130,7 +147,7 @@ class Balancer:
                     if (self._turn % ties) == 0:
                         best = state
             if best is not None:
-                self._turn += 1
+                self._turn += not preview
                 return best
         return None
 
