@@ -13,7 +13,7 @@ TORCH_VERSION ?= 2.13.0
 MEGACITY_MODELS_DIR ?= $(abspath $(wildcard ../shared/models))
 export MEGACITY_MODELS_DIR
 
-.PHONY: run serve test lint typecheck services espeak bench clean
+.PHONY: run serve test lint typecheck services espeak chromium bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ serve: $(STAMP)
 	$(VENV)/bin/megacity serve --config $(CONFIG)
 
 ## test: lint, type-check and the whole test suite (starts PostgreSQL/Redis if stopped)
-test: $(STAMP) services espeak lint typecheck
+test: $(STAMP) services espeak chromium lint typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -54,6 +54,14 @@ espeak:
 	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng ) >/dev/null 2>&1 \
 	  || echo "warning: could not install espeak-ng; speech tests skip (fail under CI=true)"; }
 
+# Chromium (Debian's) runs the pages' browser tests through Playwright, which cannot
+# download browsers here; a Korean font makes the Korean pages legible in the screenshots.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum ) >/dev/null 2>&1 \
+	  || echo "warning: could not install chromium; browser tests skip (fail under CI=true)"; }
+
 ## bench: benchmarks, printed as tables
 bench: $(STAMP)
 	$(PY) bench/gateway.py
@@ -65,6 +73,7 @@ bench: $(STAMP)
 	$(PY) bench/job_queue.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/pii.py
+	$(PY) bench/dashboard.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
