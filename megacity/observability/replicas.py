@@ -163,11 +163,10 @@ class RedisBoard(LocalBoard):
         self._task = asyncio.create_task(self._run(), name="megacity-dashboard-flush")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.flush()  # the last seconds of traffic are not lost
         await self.redis.aclose()

@@ -31,7 +31,11 @@ def test_every_text_a_template_uses_exists_in_korean_and_english() -> None:
     assert missing == []
     for key, (ko, en) in STRINGS.items():
         assert ko.strip() and en.strip(), key
-        assert re.search(r"[\uac00-\ud7a3]", ko) or key in {"lang.other", "col.gpu", "col.rate"} or ko == en, key
+        assert (
+            re.search(r"[\uac00-\ud7a3]", ko)
+            or key in {"lang.other", "col.gpu", "col.rate"}
+            or ko == en
+        ), key
     assert translator("ko")("nav.dashboard") == "운영 대시보드"
     assert translator("en")("nav.dashboard") == "Operator dashboard"
 

@@ -3,6 +3,8 @@ the learner demos, whose scripts call the public API with the session cookie."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -93,59 +95,50 @@ async def logout(request: Request) -> Response:
 @router.get("/docs")
 async def docs(request: Request) -> Response:
     """Swagger UI from the package's own copy (no CDN): works offline and under the CSP."""
-    site = _site(request)
-    visitor = await site.gate(request, SCOPE_USE)
-    if isinstance(visitor, Response):
-        return visitor
-    return site.render(request, visitor, "docs.html", openapi_url=request.app.openapi_url)
-
-
-def _zones_with(site: Site, engine: Engine) -> list[str]:
-    topo = site.services.topology
-    zones = [name for name, zone in topo.zones.items() if engine in zone.engines]
-    if topo.default_zone in zones:  # the router's default zone first
-        zones.remove(topo.default_zone)
-        zones.insert(0, topo.default_zone)
-    return zones
+    return await _gated(request, "docs.html", openapi_url=request.app.openapi_url)
 
 
 @router.get("/demo/voice")
 async def voice(request: Request) -> Response:
-    site = _site(request)
-    visitor = await site.gate(request, SCOPE_USE)
-    if isinstance(visitor, Response):
-        return visitor
-    zones = _zones_with(site, Engine.SPEECH)
-    return site.render(request, visitor, "voice.html", zones=zones)
+    return await _gated(request, "voice.html", zones=_zones_with(_site(request), Engine.SPEECH))
 
 
 @router.get("/demo/dance")
 async def dance(request: Request) -> Response:
-    site = _site(request)
-    visitor = await site.gate(request, SCOPE_USE)
-    if isinstance(visitor, Response):
-        return visitor
-    zones = _zones_with(site, Engine.POSE)
-    return site.render(request, visitor, "dance.html", zones=zones)
+    return await _gated(request, "dance.html", zones=_zones_with(_site(request), Engine.POSE))
 
 
 @router.get("/demo/chat")
 async def chat(request: Request) -> Response:
     site = _site(request)
-    visitor = await site.gate(request, SCOPE_USE)
-    if isinstance(visitor, Response):
-        return visitor
+    zones = site.services.topology.zones
     strategies = site.services.strategies
-    zones = [
-        {"name": name, "strategy": zone.default_strategy, "locale": zone.default_locale}
-        for name in _zones_with(site, Engine.LLM)
-        for zone in [site.services.topology.zones[name]]
-    ]
-    return site.render(
+    return await _gated(
         request,
-        visitor,
         "chat.html",
-        zones=zones,
+        zones=[
+            {"name": z, "strategy": zones[z].default_strategy, "locale": zones[z].default_locale}
+            for z in _zones_with(site, Engine.LLM)
+        ],
         strategies=[strategies.get(n) for n in strategies.names()],
         locales=LOCALES,
     )
+
+
+async def _gated(request: Request, template: str, **context: Any) -> Response:
+    """A page for holders of ai:use; the login form (or a 403 page) for anyone else."""
+    site = _site(request)
+    visitor = await site.gate(request, SCOPE_USE)
+    if isinstance(visitor, Response):
+        return visitor
+    return site.render(request, visitor, template, **context)
+
+
+def _zones_with(site: Site, engine: Engine) -> list[str]:
+    """The zones that have a model of `engine`, the router's default zone first."""
+    topo = site.services.topology
+    zones = [name for name, zone in topo.zones.items() if engine in zone.engines]
+    if topo.default_zone in zones:
+        zones.remove(topo.default_zone)
+        zones.insert(0, topo.default_zone)
+    return zones
