@@ -151,7 +151,7 @@ async def endpoint(rounds: int, redis_url: str | None) -> list[list[str]]:
             rows.append(["GET /healthz (anchor)", where, *_ms(anchor), ""])
             for window in ("5m", "1h", "24h"):
                 times = await timed(client, f"/dashboard/data?window={window}", rounds)
-                ok = "yes" if pct(times, 50) < TARGET_MS else "NO"
+                ok = "yes" if statistics.median(times) < TARGET_MS else "NO"
                 rows.append([f"GET /dashboard/data?window={window}", where, *_ms(times), ok])
             size = len((await client.get("/dashboard/data?window=1h")).content)
             note = f"  (history: {requests:,} requests/replica, 1 h answer {size / 1024:.0f} KiB)"
@@ -165,7 +165,7 @@ async def endpoint(rounds: int, redis_url: str | None) -> list[list[str]]:
 
 
 def _ms(times: list[float]) -> list[str]:
-    return [f"{min(times):.2f}", f"{statistics.median(times):.2f}", f"{pct(times, 99):.2f}"]
+    return [f"{min(times):.2f}", f"{statistics.median(times):.2f}", f"{pct(times, 0.99):.2f}"]
 
 
 async def hot_path(rounds: int) -> list[list[str]]:

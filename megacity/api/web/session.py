@@ -29,7 +29,7 @@ NONCE_COOKIE = "megacity_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_CREDENTIAL = 8192  # a JWT of a few hundred bytes, with room to spare
+MAX_CREDENTIAL = 4000  # a JWT is a few hundred bytes; browsers drop cookies over 4 KB
 
 
 def cookies(scope: Scope) -> dict[str, str]:
