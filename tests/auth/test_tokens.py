@@ -75,7 +75,8 @@ def _claims(**overrides: Any) -> dict[str, Any]:
         "scope": "ai:use",
         "zones": ["mpcstudy"],
     }
-    claims.update(overrides)
+    # a callable is a time relative to now (parameters are made at collection, long before)
+    claims.update({k: v(now) if callable(v) else v for k, v in overrides.items()})
     return {k: v for k, v in claims.items() if v is not None}
 
 
@@ -217,8 +218,8 @@ def test_an_algorithm_other_than_the_keys_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("claims", "reason"),
     [
-        ({"exp": int(time.time()) - 120, "iat": int(time.time()) - 720}, "expired"),
-        ({"nbf": int(time.time()) + 600, "exp": int(time.time()) + 1200}, "not yet valid"),
+        ({"exp": lambda now: now - 120, "iat": lambda now: now - 720}, "expired"),
+        ({"nbf": lambda now: now + 600, "exp": lambda now: now + 1200}, "not yet valid"),
         ({"aud": "someone-else"}, "wrong audience"),
         ({"iss": "megacity:elsewhere"}, "issuer does not match"),
         ({"iss": "https://evil.example"}, "issuer does not match"),

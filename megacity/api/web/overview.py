@@ -81,8 +81,11 @@ def merged_nodes(
         worst = max(seen, key=lambda rv: _BREAKER_RANK.get(rv[1]["breaker"], 0))[1]
         row["breaker"] = worst["breaker"]
         row["consecutive_failures"] = max(v["consecutive_failures"] for _, v in seen)
-        if row["status"] == "down" and own["healthy"]:
-            row["health_reason"] = worst["health_reason"]
+        sick = [v for _, v in seen if not v["healthy"]]
+        if own["healthy"] and sick:  # another replica's probe fails: say why
+            row["health_reason"] = sick[0]["health_reason"]
+        elif own["healthy"] and row["breaker"] != "closed":
+            row["health_reason"] = "probe ok, but requests to it fail (breaker)"
         errors = [v for _, v in seen if v.get("last_error")]
         if errors:
             newest = max(errors, key=lambda v: v.get("last_error_at") or 0)
