@@ -21,7 +21,7 @@ DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat deploy/requirements-tools.
 REGISTRY ?= megacity
 TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: run serve test lint typecheck services espeak bench clean deploy-tools chart images images-push bench-tools
+.PHONY: run serve test lint typecheck services espeak chromium bench clean deploy-tools chart images images-push bench-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,7 @@ serve: $(STAMP)
 	$(VENV)/bin/megacity serve --config $(CONFIG)
 
 ## test: lint, type-check and the whole test suite (starts PostgreSQL/Redis if stopped)
-test: $(STAMP) $(DEPLOY_STAMP) services espeak lint typecheck
+test: $(STAMP) $(DEPLOY_STAMP) services espeak chromium lint typecheck
 	$(PY) -m pytest
 
 $(DEPLOY_STAMP): deploy/requirements-tools.txt
@@ -99,6 +99,14 @@ espeak:
 	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng ) >/dev/null 2>&1 \
 	  || echo "warning: could not install espeak-ng; speech tests skip (fail under CI=true)"; }
 
+# Chromium (Debian's) runs the pages' browser tests through Playwright, which cannot
+# download browsers here; a Korean font makes the Korean pages legible in the screenshots.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum ) >/dev/null 2>&1 \
+	  || echo "warning: could not install chromium; browser tests skip (fail under CI=true)"; }
+
 ## bench: benchmarks, printed as tables
 bench: $(STAMP) bench-tools
 	$(PY) bench/gateway.py
@@ -113,6 +121,7 @@ bench: $(STAMP) bench-tools
 	$(PY) bench/job_queue.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/pii.py
+	$(PY) bench/dashboard.py
 
 # The gateway bench's anchors, never project dependencies: nginx and wrk from Debian,
 # vllm-router and granian in the bench's own environment (.bench/anchors).
@@ -125,4 +134,4 @@ bench-tools:
 	  $(ANCHORS)/bin/pip install -q --disable-pip-version-check 'vllm-router==0.1.17' 'granian>=2.5'; }
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

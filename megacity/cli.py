@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -592,9 +593,23 @@ def _demo(args: argparse.Namespace) -> int:
     # Local development: no tokens needed (the router says so loudly at start) unless
     # MEGACITY_AUTH_ENABLED is set explicitly.
     os.environ.setdefault("MEGACITY_AUTH_ENABLED", "false")
+    # With auth off, switching a model version needs the admin token: make one up, so the
+    # dashboard's activation can be tried at once.
+    if "MEGACITY_ADMIN_TOKEN" not in os.environ:
+        os.environ["MEGACITY_ADMIN_TOKEN"] = secrets.token_urlsafe(12)
+        print(
+            "megacity demo: admin token for model activation (dashboard, API): "
+            + os.environ["MEGACITY_ADMIN_TOKEN"],
+            file=sys.stderr,
+        )
     settings = _load_settings(args)
     if settings is None:
         return 2
+    print(
+        f"megacity demo: open http://{settings.host}:{settings.port}/ "
+        "(dashboard, voice and dance demos, tutor chat, API docs)",
+        file=sys.stderr,
+    )
     children = []
     for node in settings.topo.nodes:
         url = urlsplit(node.url)

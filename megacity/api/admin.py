@@ -11,6 +11,7 @@ from megacity.api.context import read_json, validate
 from megacity.api.schemas import ERROR_RESPONSES, ActivateRequest, RegistryView
 from megacity.api.services import Services
 from megacity.errors import Forbidden, Unauthorized
+from megacity.routing.registry import ResolvedModel
 
 router = APIRouter(tags=["registry"])
 log = logging.getLogger("megacity.admin")
@@ -28,8 +29,7 @@ async def activate(name: str, request: Request) -> dict[str, object]:
     services: Services = request.app.state.services
     _require_admin(request, services)
     body = validate(ActivateRequest, await read_json(request, 4096))
-    resolved = services.registry.activate(name, body.version)
-    log.info("model version activated", extra={"model": resolved.name, "version": resolved.version})
+    resolved = await activate_version(services, name, body.version)
     return {
         "name": resolved.name,
         "active_version": resolved.version,
@@ -37,17 +37,29 @@ async def activate(name: str, request: Request) -> dict[str, object]:
     }
 
 
+async def activate_version(services: Services, name: str, version: str) -> ResolvedModel:
+    """Switch a model's active version: the one code path of the API and the dashboard."""
+    resolved = services.registry.activate(name, version)
+    log.info("model version activated", extra={"model": resolved.name, "version": resolved.version})
+    return resolved
+
+
 def _require_admin(request: Request, services: Services) -> None:
     """With auth on, the guard has already required ai:admin; off, the admin token decides."""
     principal = request.scope.get("state", {}).get("principal")
     if principal is not None and principal.kind != "anonymous":
         return
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    check_admin_token(services, value if scheme.lower() == "bearer" else None)
+
+
+def check_admin_token(services: Services, given: str | None) -> None:
+    """With auth off, activation needs MEGACITY_ADMIN_TOKEN (from the API or the dashboard)."""
     token = services.settings.admin_token
     if token is None:
         raise Forbidden("model activation is disabled: no admin token is configured")
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not value:
+    if not given:
         raise Unauthorized("admin bearer token required", headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(value.encode(), token.get_secret_value().encode()):
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
         raise Forbidden("invalid admin token")

@@ -27,13 +27,17 @@ from megacity.api import (
     speech,
     tutor,
     voice,
+    web,
 )
 from megacity.api.auth import AuthMiddleware, jwks_router
 from megacity.api.fast_path import OpenAIFastPath
 from megacity.api.limits import LimitMiddleware
 from megacity.api.middleware import RequestMiddleware
+from megacity.api.openapi_doc import fill_model_enums, hoist_defs
 from megacity.api.services import Services
 from megacity.config.settings import Settings
+from megacity.config.topology import Engine
+from megacity.routing.selector import AUTO
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -56,6 +60,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=megacity.__version__,
         lifespan=lifespan,
         default_response_class=_JSON,
+        docs_url=None,  # served by the pages, from the package (megacity/api/web)
+        redoc_url=None,
     )
     app.state.services = services
     errors.install(app)
@@ -72,6 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(ops.router)
     app.include_router(jwks_router(services.auth_keys))
+    sessions = web.build_sessions(services)
+    web.install(app, services, sessions)
     default_zone = services.topology.default_zone
     app.add_middleware(OpenAIFastPath, services=services)  # the innermost: after the limits
     app.add_middleware(
@@ -88,9 +96,13 @@ def create_app(settings: Settings) -> FastAPI:
         authenticator=services.authenticator,
         enabled=settings.auth_enabled,
         default_zone=default_zone,
+        sessions=sessions,
     )
     app.add_middleware(  # added last: the outermost, so refusals are timed and get an id
-        RequestMiddleware, metrics=services.metrics, request_log=settings.request_log
+        RequestMiddleware,
+        metrics=services.metrics,
+        request_log=settings.request_log,
+        rolling=services.rolling,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -126,5 +138,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
             },
         }
+    hoist_defs(schema)
+    fill_model_enums(schema, _model_names(app.state.services))
     app.openapi_schema = schema
     return schema
+
+
+def _model_names(services: Services) -> dict[str, list[str]]:
+    """Per engine: `auto`, then every model name and alias the registry knows."""
+    names: dict[str, list[str]] = {}
+    for engine in Engine:
+        found = [AUTO]
+        for name in services.registry.names(engine):
+            found += [name, *services.registry.model(name).aliases]
+        names[engine.value] = found
+    return names

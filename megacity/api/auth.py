@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from megacity.api.errors import error_response
+from megacity.api.web.session import CsrfFailed, Sessions
 from megacity.auth.authenticator import Authenticator
 from megacity.auth.keys import KeySet
 from megacity.auth.principal import (
@@ -33,6 +34,7 @@ from megacity.errors import Forbidden, MegaCityError
 
 log = logging.getLogger("megacity.auth")
 JWKS_PATH = "/.well-known/jwks.json"
+PAGE_PATHS = r"/|/login|/logout|/docs|/static/.+|/dashboard(/.*)?|/demo(/.*)?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ DEFAULT_RULES: tuple[AccessRule, ...] = (
     AccessRule("GET", re.compile(re.escape(JWKS_PATH)), None),
     # A signed URL carries its own credential (the signature), checked by the handler.
     AccessRule("GET", re.compile(r"/api/v1/files/.+"), None),
+    # The pages check the session themselves: a visitor without one is sent to the login
+    # form, not answered with JSON (megacity/api/web/site.py).
+    AccessRule(None, re.compile(PAGE_PATHS), None),
     AccessRule("POST", re.compile(r"/api/v1/models/[^/]+/activate"), SCOPE_ADMIN),
     AccessRule(None, re.compile(r"/api/v1/admin(/.*)?"), SCOPE_ADMIN),
     AccessRule("GET", re.compile(r"/api/v1/ai/bias-report"), SCOPE_ADMIN),
@@ -74,11 +79,13 @@ class AuthMiddleware:
         enabled: bool,
         default_zone: str | None,
         rules: Sequence[AccessRule] = DEFAULT_RULES,
+        sessions: Sessions | None = None,
     ) -> None:
         if enabled and authenticator is None:
             raise ValueError("auth is enabled but no authenticator was given")
         self.app = app
         self.authenticator = authenticator
+        self.sessions = sessions  # a page's own API calls carry the session cookie
         self.enabled = enabled
         self.default_zone = default_zone
         self.rules = tuple(rules)
@@ -117,10 +124,15 @@ class AuthMiddleware:
         """None when the request may go on (state filled in), else the refusal to send."""
         assert self.authenticator is not None
         headers = _headers(scope)
+        authorization = _first(headers, b"authorization")
+        api_key = _first(headers, b"x-api-key")
+        if authorization is None and api_key is None and self.sessions is not None:
+            credential, csrf_ok = self.sessions.credential_for_api(scope)
+            if not csrf_ok:
+                return _envelope(CsrfFailed("the X-CSRF-Token header is missing or stale"))
+            authorization = f"Bearer {credential}" if credential else None
         try:
-            principal = await self.authenticator.authenticate(
-                _first(headers, b"authorization"), _first(headers, b"x-api-key")
-            )
+            principal = await self.authenticator.authenticate(authorization, api_key)
         except AuthError as exc:
             self._refused(scope, state, exc.code, str(exc), None)
             return _envelope(exc)

@@ -66,12 +66,13 @@ class KeypointsAnalyzeRequest(BaseModel):
     bpm: float | None = Field(default=None, ge=30, le=300)
 
 
+_TITLE = r"^[^\x00-\x1f]*[^\x00-\x1f\s\x85][^\x00-\x1f]*$"  # printable, not blank
 _REFERENCE_FORM: dict[str, Any] = {
     "type": "object",
     "required": ["file", "title"],
     "properties": {
         "file": {"type": "string", "format": "binary"},
-        "title": {"type": "string", "maxLength": 200},
+        "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _TITLE},
         "bpm": {"type": "number", "minimum": 30, "maximum": 300},
     },
 }
@@ -80,7 +81,7 @@ _ANALYZE_FORM: dict[str, Any] = {
     "required": ["file", "reference_id"],
     "properties": {
         "file": {"type": "string", "format": "binary"},
-        "reference_id": {"type": "string"},
+        "reference_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
         "mirror": {"enum": list(MIRROR_MODES), "default": "off"},
         "bpm": {"type": "number", "minimum": 30, "maximum": 300},
     },

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from megacity.observability.metrics import Metrics
+from megacity.observability.rolling import RollingStats
 
 log = logging.getLogger("megacity.access")
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
@@ -19,10 +20,18 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 class RequestMiddleware:
     """Times every HTTP request to its last byte; handlers put labels in scope['state']['route']."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, request_log: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        *,
+        request_log: bool = True,
+        rolling: RollingStats | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.request_log = request_log
+        self.rolling = rolling
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,28 +43,45 @@ class RequestMiddleware:
         state["request_id"] = rid
         state["started"] = started
         status = 500
+        stream = False
+        first_byte = 0.0  # when a stream's first event went out: its time to first token
         rid_header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, stream, first_byte
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), rid_header]
+                headers = message.get("headers", ())
+                stream = any(
+                    n == b"content-type" and v.startswith(b"text/event-stream") for n, v in headers
+                )
+                message["headers"] = [*headers, rid_header]
+            elif stream and not first_byte and message.get("body"):
+                first_byte = time.perf_counter()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._record(scope, state, status, time.perf_counter() - started, rid)
+            ttft = first_byte - started if first_byte else None
+            self._record(scope, state, status, time.perf_counter() - started, rid, ttft)
 
     def _record(
-        self, scope: Scope, state: dict[str, Any], status: int, seconds: float, rid: str
+        self,
+        scope: Scope,
+        state: dict[str, Any],
+        status: int,
+        seconds: float,
+        rid: str,
+        ttft: float | None = None,
     ) -> None:
         route = state.get("route")
         if route is None:
             return  # health, metrics, docs: not counted as AI requests
         engine, model, node, zone = route
         self.metrics.observe_request((engine, model, node, zone, str(status)), seconds)
+        if self.rolling is not None:
+            self.rolling.record(engine, model, node, zone, status, seconds, ttft)
         if self.request_log:
             log.info(
                 "request",

@@ -6,8 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from megacity.api.openapi_doc import MODEL_ENUM
+
 MAX_MESSAGES = 512
 MAX_MODEL_NAME = 256
+# = scoring.pronunciation.MAX_TEXT_CHARS (not imported: it would load numpy at start-up;
+# tests/api/test_schema_lists.py checks that the two agree)
+MAX_TEXT_CHARS = 5000
 
 
 class ContentPart(BaseModel):
@@ -73,10 +78,29 @@ class TutorOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(default="auto", min_length=1, max_length=MAX_MODEL_NAME)
+    model: str = Field(
+        default="auto",
+        min_length=1,
+        max_length=MAX_MODEL_NAME,
+        json_schema_extra={MODEL_ENUM: "llm"},
+    )
     stream: bool = False
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+# A reference text must hold something to score (a letter or digit of the platform's
+# scripts); the document says so, so that generated clients and fuzzers know it.
+WORD_PATTERN = (
+    "[0-9A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+    "\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff\uac00-\ud7a3]"
+)
+REFERENCE_TEXT: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TEXT_CHARS,
+    "pattern": WORD_PATTERN,
+}
 
 
 class RecognizedWordIn(BaseModel):
@@ -95,7 +119,9 @@ class VoiceScoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reference_text: str = Field(min_length=1, max_length=5000)
+    reference_text: str = Field(
+        min_length=1, max_length=MAX_TEXT_CHARS, json_schema_extra={"pattern": WORD_PATTERN}
+    )
     language: Literal["ko", "en", "ja", "zh"]
     mode: Literal["read", "shadowing", "singalong"] = "read"
     transcript: str = Field(max_length=5000)

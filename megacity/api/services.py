@@ -27,6 +27,9 @@ from megacity.config.topology import Engine, Topology
 from megacity.engines.openai_http import OpenAIHTTPClient, Timeouts
 from megacity.observability.anonymize import UserHasher
 from megacity.observability.metrics import Metrics
+from megacity.observability.nodes import node_view
+from megacity.observability.replicas import Board, LocalBoard, build_board
+from megacity.observability.rolling import RollingStats
 from megacity.pipelines.guard import LLMGuard
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
@@ -83,7 +86,8 @@ class Services:
             breaker_failures=settings.breaker_failures,
             breaker_reset_s=settings.breaker_reset_s,
         )
-        self.metrics = Metrics(lambda: self.balancer.nodes.values())
+        self.rolling = RollingStats()
+        self.metrics = Metrics(lambda: self.balancer.nodes.values(), self.rolling)
         self.client = OpenAIHTTPClient(
             Timeouts(
                 connect_s=settings.connect_timeout_s,
@@ -113,6 +117,13 @@ class Services:
         self._warmups: list[asyncio.Task[None]] = []
         self._jobs_started: asyncio.Task[None] | None = None
         self._safety(settings)
+        self.board: Board = build_board(
+            settings.redis_url,
+            self.rolling,
+            self.node_views,
+            prefix=settings.dashboard_key_prefix,
+            flush_s=settings.dashboard_flush_s,
+        )
 
     def _local_engines(self) -> None:
         """Build the in-process engines of `url: local` nodes (their models load lazily)."""
@@ -330,6 +341,16 @@ class Services:
             self._jobs_started = asyncio.get_running_loop().create_task(jobs.start())
         return jobs
 
+    def node_views(self) -> list[dict[str, Any]]:
+        """Every node as the dashboard shows it (this replica's view)."""
+        engines: dict[str, Any] = {
+            **self.speech_engines,
+            **self.pose_engines,
+            **self.image_engines,
+            **self.tts_engines,
+        }
+        return [node_view(s, engines.get(s.name)) for s in self.balancer.nodes.values()]
+
     def _safety(self, settings: Settings) -> None:
         """Auth, limits, abuse detection, the LLM guard and the protected identities."""
         self.hasher = UserHasher.from_settings(settings)
@@ -423,8 +444,10 @@ class Services:
             timeout_s=self.settings.health_timeout_s,
         )
         await self.health.start()
+        await self.board.start()
 
     async def stop(self) -> None:
+        await self.board.stop()
         if self.health is not None:
             await self.health.stop()
         for task in self._warmups:
@@ -460,6 +483,8 @@ async def serve_jobs(settings: Settings, kinds: list[str] | None, concurrency: i
     from megacity.jobs.serve import serve
 
     services = Services(settings.model_copy(update={"jobs_embedded_worker": False}))
+    # A worker serves no dashboard and is no router replica: it publishes no node views.
+    services.board = LocalBoard(services.rolling, services.node_views)
     handlers = services.job_handlers.only(kinds) if kinds else services.job_handlers
     await services.start()
     try:

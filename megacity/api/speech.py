@@ -9,10 +9,18 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from megacity.api.context import read_json, routing_context, until_disconnect, validate
+from megacity.api.openapi_doc import MODEL_ENUM
 from megacity.api.responses import route_headers
-from megacity.api.schemas import AUDIO_ERROR_RESPONSES, ERROR_RESPONSES, VoiceScoreRequest
+from megacity.api.schemas import (
+    AUDIO_ERROR_RESPONSES,
+    ERROR_RESPONSES,
+    REFERENCE_TEXT,
+    VoiceScoreRequest,
+)
 from megacity.api.services import Services
 from megacity.api.transcription import (
+    LANGUAGES,
+    MAX_PROMPT_CHARS,
     audio_upload,
     parse_transcription,
     read_upload_form,
@@ -30,9 +38,13 @@ _TRANSCRIBE_FORM: dict[str, Any] = {
     "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary"},
-        "model": {"type": "string", "description": "a speech model or alias (whisper-1)"},
-        "language": {"type": "string", "description": "ISO-639-1 code"},
-        "prompt": {"type": "string"},
+        "model": {
+            "type": "string",
+            "description": "a speech model or alias (whisper-1); empty or auto: the zone's",
+            MODEL_ENUM: "speech",
+        },
+        "language": {"enum": sorted(LANGUAGES), "description": "ISO-639-1 code"},
+        "prompt": {"type": "string", "maxLength": MAX_PROMPT_CHARS},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         "response_format": {"enum": ["json", "text", "verbose_json", "srt", "vtt"]},
         "timestamp_granularities[]": {"type": "array", "items": {"enum": ["word", "segment"]}},
@@ -44,10 +56,10 @@ _ANALYZE_FORM: dict[str, Any] = {
     "description": "reference_text and language are required without reference_id",
     "properties": {
         "file": {"type": "string", "format": "binary"},
-        "reference_text": {"type": "string"},
+        "reference_text": REFERENCE_TEXT,
         "language": {"enum": ["ko", "en", "ja", "zh"]},
         "mode": {"enum": ["read", "shadowing", "singalong"], "default": "read"},
-        "model": {"type": "string"},
+        "model": {"type": "string", MODEL_ENUM: "speech"},
         "reference_id": {"type": "string", "description": "a voice reference: adds prosody"},
         "forgive_octave": {"type": "boolean", "default": True},
     },

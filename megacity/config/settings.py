@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     user_hash_key: SecretStr | None = None  # HMAC of user ids; default: a key file in data_dir
     log_prompts: bool = False
 
+    # Dashboard: with REDIS_URL every replica publishes its rolling figures and node views
+    # every dashboard_flush_s under dashboard_key_prefix, so all replicas show one picture.
+    dashboard_flush_s: float = Field(default=2.0, gt=0, le=60)
+    dashboard_key_prefix: str = "megacity:dash"
+
     topology: Topology | None = None  # set by load(); tests may pass one directly
 
     @classmethod

@@ -181,6 +181,7 @@ class Job(Base):
 
     __table_args__ = (
         Index(None, "status", "available_at"),  # claim: the next due job
+        Index(None, "status", "finished_at"),  # the dashboard: jobs finished in a window
         Index(None, "owner_id", "created_at"),  # one owner's jobs, newest first
         UniqueConstraint("owner_id", "idempotency_key"),  # a client retry finds its job
     )

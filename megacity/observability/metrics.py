@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from megacity.observability.rolling import RollingStats
 from megacity.routing.node_state import NodeState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -75,7 +76,12 @@ class _NodeCollector(Collector):
 class Metrics:
     """Request counters/histograms by engine, model, node, zone, status; errors; failovers."""
 
-    def __init__(self, states: Callable[[], Iterable[NodeState]] = list) -> None:
+    def __init__(
+        self,
+        states: Callable[[], Iterable[NodeState]] = list,
+        rolling: RollingStats | None = None,
+    ) -> None:
+        self.rolling = rolling  # the dashboard's windows count the same events
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["engine", "model", "node", "zone", "status"]
         self._requests = Counter(
@@ -145,13 +151,19 @@ class Metrics:
 
     def upstream_error(self, node: str, kind: str) -> None:
         self._upstream_errors.labels(node, kind).inc()
+        if self.rolling is not None:
+            self.rolling.event(("upstream_error", node, kind))
 
     def failover(self, model: str, from_node: str) -> None:
         self._failovers.labels(model, from_node).inc()
+        if self.rolling is not None:
+            self.rolling.event(("failover", model, from_node))
 
     def safety_event(self, check: str, outcome: str, zone: str = "") -> None:
         """Count one safety decision; never labelled by user (ids stay out of metrics)."""
         self._safety.labels(check, outcome, zone).inc()
+        if self.rolling is not None:
+            self.rolling.event(("safety", check, outcome, zone))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -32,6 +32,11 @@ class Template(BaseModel):
     user: str
 
 
+# Something str.strip() keeps: not whitespace in Python's sense nor in ECMAScript's (JSON
+# Schema validators disagree on \x1c-\x1f and \x85).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+
 class Strategy(BaseModel):
     """One prompt strategy as loaded from `megacity/prompts/strategies/<name>.yaml`."""
 
@@ -67,8 +72,16 @@ class Strategy(BaseModel):
         """A pydantic model of `base` plus this strategy's typed fields (validation, OpenAPI)."""
         defs: dict[str, Any] = {}
         for name, spec in self.fields.items():
+            # A required field must hold more than blanks (render() refuses them): the
+            # pattern documents that without changing the friendlier error it gives.
+            extra = {"pattern": NOT_BLANK} if spec.required else None
             annotated = Annotated[
-                str, Field(max_length=spec.max_length, description=spec.description)
+                str,
+                Field(
+                    max_length=spec.max_length,
+                    description=spec.description,
+                    json_schema_extra=extra,
+                ),
             ]
             defs[name] = (annotated, ...) if spec.required else (annotated | None, None)
         return create_model(

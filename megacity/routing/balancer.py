@@ -87,9 +87,14 @@ class Balancer:
         region: str | None = None,
         exclude: Iterable[str] = (),
         hint: RouteHint | None = None,
+        *,
+        preview: bool = False,
     ) -> NodeState | None:
-        """The node a request would go to now, or None (no side effects but rotation)."""
-        choice = self.choose(model, region, exclude, hint)
+        """The node a request would go to now, or None (no side effects but rotation).
+
+        `preview` (the routing explainer) leaves the tie rotation where it is.
+        """
+        choice = self.choose(model, region, exclude, hint, preview=preview)
         return None if choice is None else choice.state
 
     def choose(
@@ -98,6 +103,8 @@ class Balancer:
         region: str | None = None,
         exclude: Iterable[str] = (),
         hint: RouteHint | None = None,
+        *,
+        preview: bool = False,
     ) -> Choice | None:
         """The first preference group with a node that can take the request decides."""
         skip = set(exclude) if exclude else None
@@ -105,7 +112,7 @@ class Balancer:
         for group in self.candidates(model, region):
             able = [s for s in group if s.can_take() and not (skip and s.name in skip)]
             if able:
-                return policy.choose(able, group, hint)
+                return policy.choose(able, group, hint, preview=preview)
         return None
 
     def any_alive(self, model: str, exclude: Iterable[str] = ()) -> bool:

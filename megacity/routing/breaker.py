@@ -41,6 +41,11 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
+    @property
+    def failures(self) -> int:
+        """Consecutive failures since the last success."""
+        return self._failures
+
     def available(self) -> bool:
         """Whether a request may be sent now (closed, or half-open with no probe out)."""
         if not self._open:

@@ -97,6 +97,7 @@ class Dispatcher:
             except UpstreamFailure as exc:
                 failure = exc
                 tried.append(lease.name)
+                lease.state.note_error(exc.kind, exc.detail)
                 self._metrics.upstream_error(lease.name, exc.kind)
                 log.warning(
                     "upstream failed",
@@ -208,6 +209,7 @@ class Dispatcher:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             outcome = False
             kind = "timeout" if isinstance(exc, TimeoutError) else "disconnect"
+            lease.state.note_error(kind, "stream broken mid-answer")
             self._metrics.upstream_error(lease.name, kind)
             log.warning(
                 "stream broken",

@@ -103,6 +103,7 @@ class EngineCaller:
         kind = exc.kind if isinstance(exc, UpstreamFailure) else "model_unavailable"
         if isinstance(exc, ModelUnavailable):
             lease.state.health_reason = exc.message
+        lease.state.note_error(kind, getattr(exc, "detail", str(exc)))
         self._metrics.upstream_error(lease.name, kind)
         log.warning(
             f"{self.kind} node failed",

@@ -64,7 +64,7 @@ class LLMGateway:
         decision = self._selector.select(
             payload["model"], ctx, chat_prompt(messages), tier_floor=tier_floor
         )
-        strategy = self._strategy_for(ctx, decision)
+        strategy = self.strategy_for(ctx, decision)
         if strategy is not None and not any(m.get("role") == "system" for m in messages):
             system = self._strategies.get(strategy).template(decision.locale).system
             payload["messages"] = [{"role": "system", "content": system.strip()}, *messages]
@@ -79,7 +79,7 @@ class LLMGateway:
         )
         return await self._send(ctx, decision, payload, "/v1/completions", started)
 
-    def _strategy_for(self, ctx: RequestContext, decision: Decision) -> str | None:
+    def strategy_for(self, ctx: RequestContext, decision: Decision) -> str | None:
         """X-Prompt-Strategy, else the zone's default; `none` turns strategies off."""
         if ctx.strategy == NO_STRATEGY:
             return None

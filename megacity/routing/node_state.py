@@ -57,6 +57,8 @@ class NodeState:
         "in_flight",
         "in_flight_at_scrape",
         "kv_cache_usage",
+        "last_error",
+        "last_error_at",
         "last_probe",
         "node",
         "prefix_hit_rate",
@@ -87,6 +89,8 @@ class NodeState:
         self.healthy = True  # optimistic until the first probe says otherwise
         self.health_reason = "not probed yet"
         self.last_probe = 0.0
+        self.last_error: str | None = None  # the last failed request, for operators
+        self.last_error_at: float | None = None  # when (s since epoch)
 
     @property
     def name(self) -> str:
@@ -116,6 +120,11 @@ class NodeState:
 
     def alive(self) -> bool:
         return self.healthy and self.breaker.available()
+
+    def note_error(self, kind: str, detail: str) -> None:
+        """Remember why the last request to this node failed (shown on the dashboard)."""
+        self.last_error = f"{kind}: {detail}"[:300]
+        self.last_error_at = time.time()
 
     def observe(self, signals: EngineSignals, now: float | None = None) -> None:
         """Take one scrape's figures; rates come from the counters of the previous scrape."""

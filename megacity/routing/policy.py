@@ -61,9 +61,17 @@ class Policy(Protocol):
     name: str
 
     def choose(
-        self, group: Sequence[NodeState], members: Sequence[NodeState], hint: RouteHint | None
+        self,
+        group: Sequence[NodeState],
+        members: Sequence[NodeState],
+        hint: RouteHint | None,
+        *,
+        preview: bool = False,
     ) -> Choice | None:
-        """A node of `group` (those of `members` that can take the request now), or None."""
+        """A node of `group` (those of `members` that can take the request now), or None.
+
+        `preview`: only say which node; leave any rotation state as it is.
+        """
         ...
 
 
@@ -76,12 +84,17 @@ class LeastLoaded:
         self._turn = 0
 
     def choose(
-        self, group: Sequence[NodeState], members: Sequence[NodeState], hint: RouteHint | None
+        self,
+        group: Sequence[NodeState],
+        members: Sequence[NodeState],
+        hint: RouteHint | None,
+        *,
+        preview: bool = False,
     ) -> Choice | None:
-        state = self.pick(group)
+        state = self.pick(group, advance=not preview)
         return None if state is None else Choice(state, LEAST_LOADED)
 
-    def pick(self, group: Sequence[NodeState]) -> NodeState | None:
+    def pick(self, group: Sequence[NodeState], *, advance: bool = True) -> NodeState | None:
         best: NodeState | None = None
         best_load = 0.0
         ties = 0
@@ -94,7 +107,7 @@ class LeastLoaded:
                 # Rotate among equally loaded nodes so idle pairs share the work.
                 if (self._turn % ties) == 0:
                     best = state
-        if best is not None:
+        if best is not None and advance:
             self._turn += 1
         return best
 
@@ -108,12 +121,19 @@ class RoundRobin:
         self._turn = 0
 
     def choose(
-        self, group: Sequence[NodeState], members: Sequence[NodeState], hint: RouteHint | None
+        self,
+        group: Sequence[NodeState],
+        members: Sequence[NodeState],
+        hint: RouteHint | None,
+        *,
+        preview: bool = False,
     ) -> Choice | None:
         if not group:
             return None
-        self._turn += 1
-        return Choice(group[self._turn % len(group)], ROUND_ROBIN)
+        turn = self._turn + 1
+        if not preview:
+            self._turn = turn
+        return Choice(group[turn % len(group)], ROUND_ROBIN)
 
 
 class HashRing:
@@ -166,17 +186,22 @@ class CacheAware:
         return ring
 
     def choose(
-        self, group: Sequence[NodeState], members: Sequence[NodeState], hint: RouteHint | None
+        self,
+        group: Sequence[NodeState],
+        members: Sequence[NodeState],
+        hint: RouteHint | None,
+        *,
+        preview: bool = False,
     ) -> Choice | None:
         if not group:
             return None
         if hint is None or hint.key is None:
-            return _least(self._fallback, group, NO_KEY)
+            return _least(self._fallback, group, NO_KEY, preview)
         if hint.opening:
             # Nothing of a new conversation is cached anywhere but the strategy prompt,
             # which every node serving the zone already holds: balance it by load. Its
             # next turns go to its place on the ring.
-            return _least(self._fallback, group, NEW_CONVERSATION)
+            return _least(self._fallback, group, NEW_CONVERSATION, preview)
         by_name = {s.name: s for s in group}
         total = sum(s.raw_load for s in group)
         weight = sum(s.node.weight for s in group)
@@ -194,11 +219,13 @@ class CacheAware:
                 return Choice(state, SPILL if passed_over else MOVED)
             passed_over = True
             first = False
-        return _least(self._fallback, group, OVERLOADED)
+        return _least(self._fallback, group, OVERLOADED, preview)
 
 
-def _least(policy: LeastLoaded, group: Sequence[NodeState], reason: str) -> Choice | None:
-    state = policy.pick(group)
+def _least(
+    policy: LeastLoaded, group: Sequence[NodeState], reason: str, preview: bool = False
+) -> Choice | None:
+    state = policy.pick(group, advance=not preview)
     return None if state is None else Choice(state, reason)
 
 

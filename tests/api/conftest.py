@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from megacity.testing import AuthKit
 from tests.api.cluster import Cluster, start_cluster
 
 
@@ -14,6 +15,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = start_cluster(tmp_path_factory.mktemp("cluster"))
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> AuthKit:
+    """A signing key of region seoul (the clusters' first region) in a folder of the module's."""
+    return AuthKit(tmp_path_factory.mktemp("keys"), "seoul")
 
 
 @pytest.fixture(scope="session")

@@ -27,11 +27,6 @@ CHAT = {"model": "small-7b", "messages": [{"role": "user", "content": "What is 2
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory: pytest.TempPathFactory) -> AuthKit:
-    return AuthKit(tmp_path_factory.mktemp("keys"), "seoul")
-
-
-@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, kit: AuthKit) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("auth")
     env = {

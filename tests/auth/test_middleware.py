@@ -254,7 +254,9 @@ def test_public_paths_need_no_credentials(servers: Servers) -> None:
 
 
 def test_unknown_paths_and_docs_ask_for_credentials_first(servers: Servers) -> None:
-    for path in ("/nothing-here", "/docs", "/openapi.json", "/healthz/", "/HEALTHZ"):
+    # /docs is a page: it sends a visitor without a session to the login form itself
+    # (tests/api/test_pages_http.py); the document it shows needs a credential.
+    for path in ("/nothing-here", "/openapi.json", "/healthz/", "/HEALTHZ"):
         _error(servers.guarded.get(path), 401, "missing_credentials")
     # A non-GET on a public GET path is not public.
     _error(servers.guarded.post("/healthz"), 401, "missing_credentials")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from megacity.testing import free_port
+from tests.db import HEAD
 
 
 def _db_upgrade(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,17 +28,17 @@ def test_upgrade_the_default_sqlite_then_again(tmp_path: Path) -> None:
     env = {"MEGACITY_DATA_DIR": str(tmp_path / "var")}
     first = _db_upgrade(env=env)
     assert first.returncode == 0, first.stderr
-    assert "upgraded from an empty database to 0005_voice_references" in first.stdout
+    assert f"upgraded from an empty database to {HEAD}" in first.stdout
     assert str(tmp_path / "var" / "megacity.db") in first.stdout
     second = _db_upgrade(env=env)
     assert second.returncode == 0, second.stderr
-    assert "already at 0005_voice_references" in second.stdout
+    assert f"already at {HEAD}" in second.stdout
 
 
 def test_upgrade_postgresql_from_a_plain_database_url(pg_url: str) -> None:
     result = _db_upgrade(env={"DATABASE_URL": pg_url})
     assert result.returncode == 0, result.stderr
-    assert "postgresql+psycopg://" in result.stdout and "to 0005_voice_references" in result.stdout
+    assert "postgresql+psycopg://" in result.stdout and f"to {HEAD}" in result.stdout
 
 
 def test_failures_exit_1_with_the_reason_and_no_password() -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import Index, MetaData, String, inspect, text
 
 from megacity.db import Base, Database, DatabaseError
 from megacity.db.database import UPGRADE_LOCK
+from tests.db import HEAD
 
 
 def test_upgrade_from_nothing_then_again_is_a_no_op(db_url: str) -> None:
@@ -18,12 +19,10 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(db_url: str) -> None:
     try:
         assert db.revision() is None
         first = db.upgrade()
-        assert (first.before, first.after, first.changed) == (None, "0005_voice_references", True)
-        assert db.revision() == Database.head() == "0005_voice_references"
+        assert (first.before, first.after, first.changed) == (None, HEAD, True)
+        assert db.revision() == Database.head() == HEAD
         second = db.upgrade()
-        assert (second.before, second.after, second.changed) == ("0005_voice_references",) * 2 + (
-            False,
-        )
+        assert (second.before, second.after, second.changed) == (HEAD,) * 2 + (False,)
         tables = set(inspect(db.engine).get_table_names())
         assert {
             "stored_objects",
@@ -78,7 +77,7 @@ def test_a_migration_failing_half_way_leaves_nothing(
         assert inspect(db.engine).get_table_names() == []
         assert db.revision() is None
         monkeypatch.setattr(Operations, "create_index", real)
-        assert db.upgrade().after == "0005_voice_references"
+        assert db.upgrade().after == HEAD
     finally:
         db.close()
 
@@ -105,9 +104,7 @@ def test_replicas_upgrading_together_apply_the_migration_once(db_url: str) -> No
     for db in replicas:
         db.close()
     assert failures == []
-    assert sorted(results, key=repr) == [("0005_voice_references",) * 2] * 3 + [
-        (None, "0005_voice_references")
-    ]
+    assert sorted(results, key=repr) == [(HEAD,) * 2] * 3 + [(None, HEAD)]
 
 
 def test_a_held_migration_lock_times_out_with_a_clear_error(pg_url: str) -> None:
@@ -120,7 +117,7 @@ def test_a_held_migration_lock_times_out_with_a_clear_error(pg_url: str) -> None
                 db.upgrade(lock_timeout_s=0.3)
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPGRADE_LOCK})
             conn.commit()
-        assert db.upgrade().after == "0005_voice_references"
+        assert db.upgrade().after == HEAD
         with db.engine.connect() as conn:  # the lock was released after the upgrade
             held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
             assert held.scalar() == 0

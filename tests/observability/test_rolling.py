@@ -1,0 +1,190 @@
+"""Rolling aggregates: buckets per tier on a fake clock, percentiles, merging, JSON round trip."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from megacity.observability.rolling import (
+    BASE_S,
+    TIERS,
+    WINDOWS,
+    Bucket,
+    RollingStats,
+    latency_bin,
+    quantile,
+    window_ids,
+)
+from megacity.observability.windows import summarize
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def window(stats: RollingStats, name: str, *replicas: RollingStats):
+    """The summary of a window over `stats` and any other replicas' buckets."""
+    tier = WINDOWS[name]
+    now = stats.now()
+    first, last = window_ids(tier, now)
+    ids: dict[int, list[Bucket]] = {}
+    for source in (stats, *replicas):
+        for bid, bucket in source.buckets(tier, first, last):
+            ids.setdefault(bid, []).append(bucket)
+    return summarize(tier, now, sorted(ids.items()))
+
+
+@pytest.mark.parametrize("seconds", [1e-5, 1e-4, 0.00123, 0.01, 0.5, 3.0, 45.0, 10_000.0])
+def test_a_latency_lands_in_a_bin_that_holds_it(seconds: float) -> None:
+    b = latency_bin(seconds)
+    low, high = BASE_S * 2 ** (b / 4), BASE_S * 2 ** ((b + 1) / 4)
+    if b == 0:
+        assert seconds < high
+    elif b == 99:
+        assert seconds >= low
+    else:
+        assert low <= seconds < high
+
+
+def test_quantiles_are_within_ten_percent_of_the_exact_ones() -> None:
+    rng = random.Random(7)
+    samples = [rng.lognormvariate(-3.5, 0.9) for _ in range(20_000)]
+    hist: dict[int, int] = {}
+    for s in samples:
+        b = latency_bin(s)
+        hist[b] = hist.get(b, 0) + 1
+    ordered = sorted(samples)
+    for q in (0.5, 0.95, 0.99):
+        exact = ordered[int(q * len(ordered)) - 1]
+        approx = quantile(hist, len(samples), q)
+        assert approx is not None and abs(approx - exact) / exact < 0.10, (q, approx, exact)
+    assert quantile({}, 0, 0.5) is None
+
+
+def test_a_window_counts_requests_errors_and_rates_per_route_and_node() -> None:
+    clock = Clock()
+    stats = RollingStats(clock)
+    for i in range(90):
+        status = 502 if i % 10 == 0 else (429 if i % 15 == 1 else 200)
+        stats.record("llm", "kr-14b", "seoul-a" if i % 2 else "seoul-b", "edu", status, 0.020)
+        clock.now += 1.0
+    stats.record("speech", "whisper", "speech-1", "ktube", 200, 0.5)
+    s = window(stats, "5m")
+    route = s.routes[("llm", "kr-14b", "edu")]
+    assert route.requests == 90 and route.errors == 9 and route.rejected == 6
+    assert route.error_rate == pytest.approx(0.1)
+    assert route.p50_ms == pytest.approx(20, rel=0.1) and route.p99_ms == pytest.approx(20, rel=0.1)
+    assert route.rate == pytest.approx(90 / s.span_s, rel=1e-3)
+    assert 290 <= s.span_s <= 300
+    assert s.nodes["seoul-a"].requests == 45 and s.nodes["speech-1"].requests == 1
+    assert s.total.requests == 91
+    assert set(s.series) == {"llm", "speech"}
+    assert len(s.series["llm"].times) == 30  # 10 s buckets over 5 min
+    assert sum(r * 10 for r in s.series["llm"].rate) == pytest.approx(90)
+
+
+def test_ttft_is_kept_for_streams_only() -> None:
+    stats = RollingStats(Clock())
+    stats.record("llm", "m", "n", "z", 200, 2.0, ttft_s=0.05)
+    stats.record("llm", "m", "n", "z", 200, 1.0)
+    row = window(stats, "5m").routes[("llm", "m", "z")]
+    assert row.ttft_p50_ms == pytest.approx(50, rel=0.1)
+    assert row.p50_ms is not None and row.p50_ms > 900
+
+
+def test_old_buckets_leave_each_window_and_are_pruned() -> None:
+    clock = Clock()
+    stats = RollingStats(clock)
+    stats.record("llm", "m", "n", "z", 200, 0.01)
+    clock.now += 400  # past the 5-minute window, inside the hour
+    stats.record("llm", "m", "n", "z", 200, 0.01)
+    assert window(stats, "5m").total.requests == 1
+    assert window(stats, "1h").total.requests == 2
+    assert window(stats, "24h").total.requests == 2
+    clock.now += 3 * 3600
+    stats.record("llm", "m", "n", "z", 200, 0.01)
+    assert window(stats, "1h").total.requests == 1
+    assert window(stats, "24h").total.requests == 3
+    tier = TIERS[0]
+    kept = list(stats.buckets(tier, 0, int(clock.now // tier.step_s)))
+    assert len(kept) <= tier.keep  # the 10 s tier holds minutes, not hours
+
+
+def test_events_are_counted_per_window() -> None:
+    clock = Clock()
+    stats = RollingStats(clock)
+    stats.event(("failover", "kr-14b", "seoul-a"))
+    stats.event(("failover", "kr-14b", "seoul-a"))
+    stats.event(("safety", "firewall", "blocked", "edu"))
+    s = window(stats, "1h")
+    assert s.events[("failover", "kr-14b", "seoul-a")] == 2
+    assert s.events[("safety", "firewall", "blocked", "edu")] == 1
+
+
+def test_replicas_merge_like_one_and_survive_json() -> None:
+    clock = Clock()
+    a, b = RollingStats(clock), RollingStats(clock)
+    for i in range(40):
+        a.record("llm", "m", "n1", "z", 200, 0.01 * (i + 1))
+        b.record("llm", "m", "n2", "z", 500, 0.5)
+    b.event(("upstream_error", "n2", "status"))
+    one = RollingStats(clock)
+    for i in range(40):
+        one.record("llm", "m", "n1", "z", 200, 0.01 * (i + 1))
+        one.record("llm", "m", "n2", "z", 500, 0.5)
+    # b's buckets as another replica would read them back from Redis
+    tier = WINDOWS["5m"]
+    first, last = window_ids(tier, clock.now)
+    wire = [
+        (
+            bid,
+            [
+                Bucket.from_json(
+                    orjson.loads(orjson.dumps(bk.to_json(), option=orjson.OPT_NON_STR_KEYS))
+                )
+            ],
+        )
+        for bid, bk in b.buckets(tier, first, last)
+    ]
+    merged_ids = {bid: [bk] for bid, bk in a.buckets(tier, first, last)}
+    for bid, bks in wire:
+        merged_ids.setdefault(bid, []).extend(bks)
+    merged = summarize(tier, clock.now, sorted(merged_ids.items()))
+    single = window(one, "5m")
+    assert merged.total == single.total
+    assert merged.nodes == single.nodes
+    assert merged.events == {("upstream_error", "n2", "status"): 1}
+
+
+def test_the_sliding_window_agrees_with_a_full_recount_as_time_goes_by() -> None:
+    """Buckets added once final and subtracted when they leave give the recount's figures."""
+    import asyncio
+
+    from megacity.observability.replicas import LocalBoard
+
+    clock = Clock()
+    stats = RollingStats(clock)
+    board = LocalBoard(stats, list, replica="me")
+    rng = random.Random(3)
+    for step in range(400):  # 400 × 7 s: the 5-minute window slides many times
+        for _ in range(rng.randrange(0, 6)):
+            node = rng.choice(("a", "b", "c"))
+            status = rng.choice((200, 200, 200, 500, 429))
+            stats.record("llm", "m", node, rng.choice(("z1", "z2")), status, rng.random(), None)
+            if rng.random() < 0.2:
+                stats.event(("failover", "m", node))
+        clock.now += 7
+        if step % 9 == 0:
+            for name in ("5m", "1h"):
+                kept = asyncio.run(board.snapshot(WINDOWS[name])).summary
+                full = window(stats, name)
+                assert kept.total == full.total, (step, name)
+                assert kept.routes == full.routes and kept.nodes == full.nodes
+                assert kept.events == full.events
+                assert kept.series == full.series
