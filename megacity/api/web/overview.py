@@ -10,13 +10,15 @@ import asyncio
 import time
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from megacity.api.services import Services
-from megacity.jobs.stats import QueueStats, queue_stats
 from megacity.observability.replicas import Snapshot
 from megacity.observability.rolling import WINDOWS
 from megacity.observability.windows import Row, Series, WindowSummary
+
+if TYPE_CHECKING:
+    from megacity.jobs.stats import QueueStats
 
 JOBS_CACHE_S = 2.0  # many open dashboards refresh every few seconds: one query per 2 s
 
@@ -33,6 +35,8 @@ class JobsCache:
             hit = self._cached.get(window)
             if hit is not None and time.monotonic() - hit[0] < JOBS_CACHE_S:
                 return hit[1]
+            from megacity.jobs.stats import queue_stats  # the queue and its database
+
             stats = await queue_stats(services.jobs, WINDOWS[window].span_s)
             self._cached[window] = (time.monotonic(), stats)
             return stats
