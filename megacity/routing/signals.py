@@ -24,6 +24,10 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     ("megacity_engine_", "megacity"),
 )
 
+# The queue-depth gauges the deployment's autoscalers (KEDA) read, named once here.
+WAITING = "vllm:num_requests_waiting"
+ENGINE_WAITING = "megacity_engine_requests_waiting"
+
 # How each figure is combined over label sets (engines, models, GPUs): counts and token
 # counters add up; fractions (KV-cache use, hit rates, utilisation) take the fullest.
 _SUM, _MAX, _MEAN = "sum", "max", "mean"
@@ -32,7 +36,7 @@ _SUM, _MAX, _MEAN = "sum", "max", "mean"
 _NAMES: dict[str, dict[str, tuple[str, str, float]]] = {
     "vllm": {
         "vllm:num_requests_running": ("running", _SUM, 1.0),
-        "vllm:num_requests_waiting": ("waiting", _SUM, 1.0),
+        WAITING: ("waiting", _SUM, 1.0),
         "vllm:num_requests_swapped": ("waiting", _SUM, 1.0),  # V0: preempted to CPU, waits
         "vllm:gpu_cache_usage_perc": ("kv_cache", _MAX, 1.0),  # V0 (a fraction, despite the name)
         "vllm:kv_cache_usage_perc": ("kv_cache", _MAX, 1.0),  # V1
@@ -68,7 +72,7 @@ _NAMES: dict[str, dict[str, tuple[str, str, float]]] = {
     },
     "megacity": {
         "megacity_engine_requests_running": ("running", _SUM, 1.0),
-        "megacity_engine_requests_waiting": ("waiting", _SUM, 1.0),
+        ENGINE_WAITING: ("waiting", _SUM, 1.0),
     },
 }
 # Exported beside any engine by GPU exporters scraped through the same page (DCGM in

@@ -21,7 +21,7 @@ from megacity.config.topology import Topology, parse_topology
 from megacity.db.jobs import Priority
 from megacity.jobs.keys import GROUP, Keys
 from megacity.pipelines.generation import THUMBNAIL, TTS
-from megacity.routing.health import ENGINE_WAITING, WAITING
+from megacity.routing.signals import ENGINE_WAITING, WAITING
 from tests.deploy.conftest import NAMESPACE, RELEASE, ROOT, Render, chart_values, render_chart
 
 GPU = "nvidia.com/gpu"
