@@ -14,6 +14,7 @@ from pydantic import BaseModel
 import megacity
 from megacity.api import (
     admin,
+    blocks,
     consent,
     dance,
     errors,
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(consent.router)
     app.include_router(tutor.build_router(services.strategies))
     app.include_router(admin.router)
+    app.include_router(blocks.router)
     app.include_router(ops.router)
     app.include_router(jwks_router(services.auth_keys))
     default_zone = services.topology.default_zone

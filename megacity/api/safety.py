@@ -8,7 +8,7 @@ from typing import Literal
 
 from starlette.requests import Request
 
-from megacity.api.context import user_key
+from megacity.api.context import user_key, user_named
 from megacity.db import Database
 from megacity.db.consents import require_consent
 from megacity.errors import BadRequest, Forbidden
@@ -23,7 +23,7 @@ def caller(request: Request, ctx: RequestContext) -> Caller:
     services = request.app.state.services
     zone_id, zone = services.selector.zone(ctx)
     locale = services.selector.locale(ctx, zone)
-    return Caller(user_key(request), zone_id, zone.safety, locale)
+    return Caller(user_key(request), zone_id, zone.safety, locale, user_named(request))
 
 
 async def check_synthesis(

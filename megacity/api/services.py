@@ -29,6 +29,7 @@ from megacity.pipelines.generation import GenerationStudio
 from megacity.pipelines.guard import LLMGuard
 from megacity.pipelines.voice import VoiceAnalyzer
 from megacity.prompts.library import StrategyLibrary
+from megacity.routing.activation import ActivationSync
 from megacity.routing.balancer import Balancer
 from megacity.routing.dispatch import Dispatcher
 from megacity.routing.gateway import LLMGateway
@@ -134,6 +135,9 @@ class Services:
         )
         self.storage: ObjectStore = build_object_store(settings)
         self.db: Database = build_database(settings)
+        self.activations = ActivationSync(
+            self.registry, self.db, interval_s=settings.registry_sync_interval_s
+        )
         self.dance = DanceLab(self.pose, self.storage, self.db)
         self.generation = GenerationGateway(
             self.selector,
@@ -223,6 +227,7 @@ class Services:
         self.announce()
         if self.settings.db_auto_upgrade:
             await asyncio.to_thread(self.db.upgrade)
+        await self.activations.start()  # the versions activated at run time, shared
         await self.jobs.start()  # the embedded worker needs the jobs table
         await self.client.start()
         self.pose.client = PoseHTTPClient(
@@ -258,6 +263,7 @@ class Services:
         await self.health.start()
 
     async def stop(self) -> None:
+        await self.activations.stop()
         if self.health is not None:
             await self.health.stop()
         for task in self._warmups:

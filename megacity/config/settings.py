@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     health_timeout_s: float = Field(default=1.0, gt=0)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_reset_s: float = Field(default=5.0, gt=0)
+    # Model versions activated at run time live in the database; every replica polls them.
+    registry_sync_interval_s: float = Field(default=2.0, gt=0)
 
     # Speech: the upload limit (413 above it), the longest audio accepted, and how long a
     # remote speech node may take to answer one transcription.

@@ -27,17 +27,17 @@ def test_upgrade_the_default_sqlite_then_again(tmp_path: Path) -> None:
     env = {"MEGACITY_DATA_DIR": str(tmp_path / "var")}
     first = _db_upgrade(env=env)
     assert first.returncode == 0, first.stderr
-    assert "upgraded from an empty database to 0004_safety" in first.stdout
+    assert "upgraded from an empty database to 0006_scale" in first.stdout
     assert str(tmp_path / "var" / "megacity.db") in first.stdout
     second = _db_upgrade(env=env)
     assert second.returncode == 0, second.stderr
-    assert "already at 0004_safety" in second.stdout
+    assert "already at 0006_scale" in second.stdout
 
 
 def test_upgrade_postgresql_from_a_plain_database_url(pg_url: str) -> None:
     result = _db_upgrade(env={"DATABASE_URL": pg_url})
     assert result.returncode == 0, result.stderr
-    assert "postgresql+psycopg://" in result.stdout and "to 0004_safety" in result.stdout
+    assert "postgresql+psycopg://" in result.stdout and "to 0006_scale" in result.stdout
 
 
 def test_failures_exit_1_with_the_reason_and_no_password() -> None:

@@ -18,10 +18,10 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(db_url: str) -> None:
     try:
         assert db.revision() is None
         first = db.upgrade()
-        assert (first.before, first.after, first.changed) == (None, "0004_safety", True)
-        assert db.revision() == Database.head() == "0004_safety"
+        assert (first.before, first.after, first.changed) == (None, "0006_scale", True)
+        assert db.revision() == Database.head() == "0006_scale"
         second = db.upgrade()
-        assert (second.before, second.after, second.changed) == ("0004_safety",) * 2 + (False,)
+        assert (second.before, second.after, second.changed) == ("0006_scale",) * 2 + (False,)
         tables = set(inspect(db.engine).get_table_names())
         assert {
             "stored_objects",
@@ -76,7 +76,7 @@ def test_a_migration_failing_half_way_leaves_nothing(
         assert inspect(db.engine).get_table_names() == []
         assert db.revision() is None
         monkeypatch.setattr(Operations, "create_index", real)
-        assert db.upgrade().after == "0004_safety"
+        assert db.upgrade().after == "0006_scale"
     finally:
         db.close()
 
@@ -103,7 +103,7 @@ def test_replicas_upgrading_together_apply_the_migration_once(db_url: str) -> No
     for db in replicas:
         db.close()
     assert failures == []
-    assert sorted(results, key=repr) == [("0004_safety",) * 2] * 3 + [(None, "0004_safety")]
+    assert sorted(results, key=repr) == [("0006_scale",) * 2] * 3 + [(None, "0006_scale")]
 
 
 def test_a_held_migration_lock_times_out_with_a_clear_error(pg_url: str) -> None:
@@ -116,7 +116,7 @@ def test_a_held_migration_lock_times_out_with_a_clear_error(pg_url: str) -> None
                 db.upgrade(lock_timeout_s=0.3)
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPGRADE_LOCK})
             conn.commit()
-        assert db.upgrade().after == "0004_safety"
+        assert db.upgrade().after == "0006_scale"
         with db.engine.connect() as conn:  # the lock was released after the upgrade
             held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
             assert held.scalar() == 0

@@ -180,7 +180,7 @@ def test_build_database_defaults_to_sqlite_in_data_dir(tmp_path: Path) -> None:
     assert default_database_url(settings) == f"sqlite:///{tmp_path}/var/megacity.db"
     db = build_database(settings)
     try:
-        assert db.upgrade().after == "0004_safety"
+        assert db.upgrade().after == "0006_scale"
         assert (tmp_path / "var" / "megacity.db").is_file()
         assert "***" in repr(Database("postgresql://u:secret@h/db"))
     finally:
