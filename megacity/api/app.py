@@ -84,7 +84,10 @@ def create_app(settings: Settings) -> FastAPI:
         default_zone=default_zone,
     )
     app.add_middleware(  # added last: the outermost, so refusals are timed and get an id
-        RequestMiddleware, metrics=services.metrics, request_log=settings.request_log
+        RequestMiddleware,
+        metrics=services.metrics,
+        request_log=settings.request_log,
+        regions={n.name: n.region for n in services.topology.nodes},
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

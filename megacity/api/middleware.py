@@ -17,12 +17,24 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class RequestMiddleware:
-    """Times every HTTP request to its last byte; handlers put labels in scope['state']['route']."""
+    """Times every HTTP request to its last byte; handlers put labels in scope['state']['route'].
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, request_log: bool = True) -> None:
+    The region of the node that served (`regions`: node name → region) goes into the
+    X-MegaCity-Region header and the log line, for every engine alike.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        *,
+        request_log: bool = True,
+        regions: dict[str, str] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.request_log = request_log
+        self.regions = {node: region.encode() for node, region in (regions or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,7 +52,11 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), rid_header]
+                extra = [rid_header]
+                route = state.get("route")
+                if route is not None and (region := self.regions.get(route[2])) is not None:
+                    extra.append((b"x-megacity-region", region))
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:
@@ -68,6 +84,7 @@ class RequestMiddleware:
                     "engine": engine,
                     "model": model,
                     "node": node,
+                    "region": self.regions.get(node, b"").decode() or None,
                     "zone": zone,
                     "tier": state.get("tier"),
                 },
