@@ -39,6 +39,16 @@ def _local_options(engine: str, models: dict[str, Path]) -> dict[str, Any]:
     }[engine]
 
 
+def _node(engine: str, suffix: str, region: str, served: list[str], **where: Any) -> dict[str, Any]:
+    return {
+        "name": f"{engine}-{suffix}",
+        "engine": engine,
+        "region": region,
+        "models": served,
+        **where,
+    }
+
+
 def _topology(llm: dict[str, str], models: dict[str, Path]) -> dict[str, Any]:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
     nodes: list[dict[str, Any]] = []
@@ -52,14 +62,11 @@ def _topology(llm: dict[str, str], models: dict[str, Path]) -> dict[str, Any]:
         else:
             tokyo = cloud = {"url": "local", "options": _local_options(engine, models)}
 
-        def node(name: str, region: str, served: list[str], **where: Any) -> dict[str, Any]:
-            return {"name": name, "engine": engine, "region": region, "models": served, **where}
-
         nodes += [
-            node(f"{engine}-seoul", "seoul", [near, far], url=dead),
-            node(f"{engine}-tokyo", "tokyo", [near], **tokyo),
-            node(f"{engine}-tokyo-down", "tokyo", [far], url=dead),
-            node(f"{engine}-cloud", "us", [near, far], kind="cloud", **cloud),
+            _node(engine, "seoul", "seoul", [near, far], url=dead),
+            _node(engine, "tokyo", "tokyo", [near], **tokyo),
+            _node(engine, "tokyo-down", "tokyo", [far], url=dead),
+            _node(engine, "cloud", "us", [near, far], kind="cloud", **cloud),
         ]
     for model in catalogue:
         if model["engine"] == "llm":
