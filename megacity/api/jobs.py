@@ -146,6 +146,7 @@ async def submit(
         priority=priority,
         idempotency_key=key,
         max_attempts=max_attempts,
+        region=routing_context(request).region,
     )
     return job
 

@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MEGACITY_REDIS_URL", "REDIS_URL")
     )
-    jobs_key_prefix: str = "megacity:jobs"  # Redis keys: {prefix}:stream:<priority>:<kind> …
+    jobs_key_prefix: str = "megacity:jobs"  # Redis keys: {prefix}:<region>:stream:<priority>:<kind>
     jobs_visibility_timeout_s: float = Field(default=60.0, gt=0)  # lease before takeover
     jobs_max_attempts: int = Field(default=3, ge=1, le=100)
     jobs_backoff_s: float = Field(default=2.0, ge=0)  # doubles per failed attempt
@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     jobs_embedded_worker: bool = True  # run jobs in the router when REDIS_URL is unset
     jobs_timeout_s: float = Field(default=600.0, gt=0)  # one attempt, unless its kind says
     jobs_reconcile_interval_s: float = Field(default=30.0, ge=0)  # re-publish lost jobs; 0: off
+    # A region's queue with no worker serving it for this long is adopted by other regions'.
+    jobs_region_adopt_s: float = Field(default=10.0, ge=4.0)  # two worker beats at least
     retention_sweep_interval_s: float = Field(default=3600.0, ge=0)  # by a worker; 0: off
 
     # Auth: bearer JWTs (ES256/RS256) signed by the keys of the regions this router
@@ -168,6 +170,13 @@ class Settings(BaseSettings):
     def keys_dir(self) -> Path:
         """Where the regions' signing/verification keys live (auth_keys_dir or data_dir/keys)."""
         return self.auth_keys_dir or Path(self.data_dir) / "keys"
+
+    @property
+    def home_region(self) -> str:
+        """This process's region: MEGACITY_REGION, else the topology's first, else "default"."""
+        if self.region is not None:
+            return self.region
+        return self.topology.regions[0].name if self.topology is not None else "default"
 
     @property
     def topo(self) -> Topology:

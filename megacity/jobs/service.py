@@ -32,7 +32,7 @@ from megacity.jobs.batch import GroupCommit
 from megacity.jobs.chores import Chores, build_chores
 from megacity.jobs.embedded import EmbeddedWorker
 from megacity.jobs.handlers import KIND, Handlers
-from megacity.jobs.keys import Keys
+from megacity.jobs.keys import DEFAULT_REGION, Keys
 from megacity.jobs.queue import RedisQueue
 from megacity.jobs.runner import Policy, in_tx
 
@@ -73,7 +73,11 @@ def redis_client(url: str) -> Redis:
 
 
 class JobService:
-    """Submit, read and cancel jobs; owns the Redis client or the embedded worker."""
+    """Submit, read and cancel jobs; owns the Redis client or the embedded worker.
+
+    A job is queued in the region it names (one of `regions`), else in `region`, this
+    process's own; that region's workers run it (queue.py).
+    """
 
     def __init__(
         self,
@@ -84,10 +88,14 @@ class JobService:
         max_attempts: int = 3,
         embedded: EmbeddedWorker | None = None,
         chores: Chores | None = None,
+        region: str = DEFAULT_REGION,
+        regions: tuple[str, ...] = (),
     ) -> None:
         self.db = db
         self.redis = redis
-        self.queue = RedisQueue(redis, keys or Keys()) if redis is not None else None
+        self.region = region
+        self.regions = frozenset((region, *regions))
+        self.queue = RedisQueue(redis, keys or Keys(), region=region) if redis is not None else None
         self.max_attempts = max_attempts
         self.embedded = embedded
         self.chores = chores
@@ -110,12 +118,15 @@ class JobService:
         if settings.redis_url:
             redis = redis_client(settings.redis_url)
             keys = Keys(settings.jobs_key_prefix)
+            regions = tuple(r.name for r in settings.topology.regions) if settings.topology else ()
             return cls(
                 db,
                 redis=redis,
                 keys=keys,
                 max_attempts=settings.jobs_max_attempts,
                 chores=build_chores(settings, db, redis=redis, keys=keys, store=store),
+                region=settings.home_region,
+                regions=regions,
             )
         embedded = None
         if settings.jobs_embedded_worker:
@@ -153,9 +164,11 @@ class JobService:
         priority: Priority | str = Priority.NORMAL,
         idempotency_key: str | None = None,
         max_attempts: int | None = None,
+        region: str | None = None,
     ) -> tuple[Job, bool]:
-        """Queue a job; with an idempotency key already used by this owner, the existing
-        job instead. Returns (job, created)."""
+        """Queue a job (in `region` if it is a known one, else this process's); with an
+        idempotency key already used by this owner, the existing job instead. Returns
+        (job, created)."""
         if not KIND.match(kind):
             raise ValueError(f"invalid job kind {kind!r}")
         new = repo.NewJob(
@@ -165,6 +178,7 @@ class JobService:
             priority=Priority.parse(priority),
             idempotency_key=idempotency_key,
             max_attempts=max_attempts or self.max_attempts,
+            region=region if region in self.regions else self.region,
         )
         return await self._group.submit(new)
 
@@ -188,7 +202,9 @@ class JobService:
     async def _publish(self, jobs: list[Job]) -> None:
         assert self.queue is not None
         try:
-            await self.queue.publish_many([(j.id, j.kind, Priority(j.priority)) for j in jobs])
+            await self.queue.publish_many(
+                [(j.id, j.kind, Priority(j.priority), j.region or self.region) for j in jobs]
+            )
         except (RedisError, OSError) as exc:  # the rows are committed: the reconciler has them
             log.warning(
                 "jobs stored but not published; the reconciler will publish them",
