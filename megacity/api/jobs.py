@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from megacity.api.context import routing_context
+from megacity.api.context import routing_context, user_key
 from megacity.api.schemas import ERROR_RESPONSES, ErrorEnvelope
 from megacity.db.jobs import Priority
 from megacity.db.models import Job
@@ -148,6 +148,7 @@ async def submit(
         max_attempts=max_attempts,
         region=routing_context(request).region,
     )
+    await request.app.state.services.reads.wrote(user_key(request))
     return job
 
 
@@ -171,7 +172,8 @@ def _check_id(job_id: str) -> None:
 )
 async def get_job(job_id: str, request: Request) -> Response:
     _check_id(job_id)
-    job = await job_service(request).get(job_id, owner_of(request))
+    session = await request.app.state.services.reads.session(user_key(request))
+    job = await job_service(request).get(job_id, owner_of(request), session=session)
     if job is None:
         raise NotFound("no such job", code="job_not_found")
     return _json(job_view(job, request.app.state.services.storage))
@@ -186,6 +188,7 @@ async def get_job(job_id: str, request: Request) -> Response:
 async def cancel_job(job_id: str, request: Request) -> Response:
     _check_id(job_id)
     outcome, job = await job_service(request).cancel(job_id, owner_of(request))
+    await request.app.state.services.reads.wrote(user_key(request))
     if outcome is CancelResult.NOT_FOUND or job is None:
         raise NotFound("no such job", code="job_not_found")
     if outcome is CancelResult.NOT_QUEUED:

@@ -11,6 +11,7 @@ from megacity.auth import ApiKeyVerifier, Authenticator, KeySet, TokenVerifier
 from megacity.config.settings import Settings
 from megacity.config.topology import Topology
 from megacity.db import Database, build_database
+from megacity.db.replica import MemoryWriteMarks, Reads, RedisWriteMarks, WriteMarks
 from megacity.engines.generation import watermark_key
 from megacity.engines.generation_http import GenerationHTTPClient
 from megacity.engines.image import ImageEngine, ImageEngineConfig
@@ -135,6 +136,12 @@ class Services:
         )
         self.storage: ObjectStore = build_object_store(settings)
         self.db: Database = build_database(settings)
+        marks: WriteMarks = (
+            RedisWriteMarks.from_url(settings.redis_url)
+            if settings.redis_url and self.db.replica is not None
+            else MemoryWriteMarks()
+        )
+        self.reads = Reads(self.db, marks, window_s=settings.db_read_your_writes_s)
         self.activations = ActivationSync(
             self.registry, self.db, interval_s=settings.registry_sync_interval_s
         )
@@ -278,6 +285,7 @@ class Services:
             tts.close()
         await self.client.close()
         await self.jobs.stop()
+        await self.reads.close()
         if self.limiter is not None:
             await self.limiter.close()
         if self.abuse is not None:

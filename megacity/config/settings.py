@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MEGACITY_DATABASE_URL", "DATABASE_URL")
     )
+    # A streaming replica for the reads that tolerate its lag; the primary serves writes, a
+    # caller's reads within db_read_your_writes_s of its own write, and every read while
+    # the replica is down or more than db_replica_max_lag_s behind.
+    database_read_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEGACITY_DATABASE_READ_URL", "DATABASE_READ_URL"),
+    )
+    db_read_your_writes_s: float = Field(default=5.0, ge=0)
+    db_replica_max_lag_s: float = Field(default=30.0, gt=0)
     db_auto_upgrade: bool = True  # apply migrations at start (else: `megacity db upgrade`)
     storage_dir: Path | None = None  # default: data_dir / "objects"
     public_url: str | None = None  # base of signed download URLs (default: http://host:port)

@@ -28,6 +28,7 @@ from megacity.db import Database
 from megacity.db import jobs as repo
 from megacity.db.jobs import JobStatus, Priority
 from megacity.db.models import Job
+from megacity.db.replica import SessionFactory
 from megacity.jobs.batch import GroupCommit
 from megacity.jobs.chores import Chores, build_chores
 from megacity.jobs.embedded import EmbeddedWorker
@@ -211,9 +212,21 @@ class JobService:
                 extra={"jobs": [j.id for j in jobs][:20], "count": len(jobs), "error": str(exc)},
             )
 
-    async def get(self, job_id: str, owner_id: str = "") -> Job | None:
-        """The job, if it exists and belongs to `owner_id` (else None: ids do not leak)."""
-        job = await in_tx(self.db, repo.get_job, job_id)
+    async def get(
+        self, job_id: str, owner_id: str = "", *, session: SessionFactory | None = None
+    ) -> Job | None:
+        """The job, if it exists and belongs to `owner_id` (else None: ids do not leak).
+
+        `session` (default: the primary's) may be the read replica's, for a status poll
+        that tolerates its lag (db/replica.py `Reads`).
+        """
+        opened = session or self.db.session
+
+        def read() -> Job | None:
+            with opened() as tx:
+                return repo.get_job(tx, job_id)
+
+        job = await asyncio.to_thread(read)
         if job is None or job.owner_id != owner_id:
             return None
         return job

@@ -19,7 +19,9 @@ from starlette.responses import Response
 from megacity.api import errors, jobs
 from megacity.db import Database
 from megacity.db import jobs as repo
+from megacity.db.replica import MemoryWriteMarks, Reads
 from megacity.jobs import JobService
+from megacity.observability.anonymize import UserHasher
 from megacity.storage import LocalObjectStore, URLSigner
 from megacity.testing import free_port
 
@@ -31,7 +33,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Database]]:
     app = FastAPI()
     signer = URLSigner(b"k" * 32, "http://127.0.0.1:1")
     store = LocalObjectStore(tmp_path / "objects", signer)
-    app.state.services = SimpleNamespace(jobs=JobService(db), storage=store)
+    app.state.services = SimpleNamespace(
+        jobs=JobService(db),
+        storage=store,
+        reads=Reads(db, MemoryWriteMarks()),
+        hasher=UserHasher(b"h" * 32),
+    )
     errors.install(app)
     app.include_router(jobs.router)
 
