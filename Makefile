@@ -13,7 +13,7 @@ TORCH_VERSION ?= 2.13.0
 MEGACITY_MODELS_DIR ?= $(abspath $(wildcard ../shared/models))
 export MEGACITY_MODELS_DIR
 
-.PHONY: run serve test lint typecheck services espeak bench clean
+.PHONY: run serve test lint typecheck services espeak nginx bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ serve: $(STAMP)
 	$(VENV)/bin/megacity serve --config $(CONFIG)
 
 ## test: lint, type-check and the whole test suite (starts PostgreSQL/Redis if stopped)
-test: $(STAMP) services espeak lint typecheck
+test: $(STAMP) services espeak nginx lint typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -54,6 +54,14 @@ espeak:
 	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng ) >/dev/null 2>&1 \
 	  || echo "warning: could not install espeak-ng; speech tests skip (fail under CI=true)"; }
 
+# nginx (Debian's) fronts the router replicas in the scale-out tests and the soak; it runs
+# as the test's own process with its own config, never as a system service.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx ) >/dev/null 2>&1 \
+	  || echo "warning: could not install nginx; scale-out tests skip (fail under CI=true)"; }
+
 ## bench: benchmarks, printed as tables
 bench: $(STAMP)
 	$(PY) bench/gateway.py
@@ -65,6 +73,12 @@ bench: $(STAMP)
 	$(PY) bench/job_queue.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/pii.py
+
+## soak: 10 minutes (SOAK_MINUTES=...) of mixed traffic on 3 replicas + 2 workers behind
+## nginx while nodes and a replica are killed and restarted; prints the figures (not in test)
+SOAK_MINUTES ?= 10
+soak: $(STAMP) services espeak nginx
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

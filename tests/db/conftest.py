@@ -9,17 +9,15 @@ server fails the tests under CI=true and skips them otherwise, saying why.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from megacity.db import Base, Database
+from megacity.replicas import throwaway_database
 
 ADMIN_URLS = (
     [os.environ["MEGACITY_TEST_POSTGRES_URL"]]
@@ -56,30 +54,17 @@ def pg_admin_url() -> str:
     return _admin_url()
 
 
-@contextlib.contextmanager
-def _throwaway_database(admin_url: str) -> Iterator[str]:
-    name = f"megacity_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def pg_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
-    with _throwaway_database(pg_admin_url) as url:
+    with throwaway_database(pg_admin_url) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def pg_migrated(pg_admin_url: str) -> Iterator[Database]:
     """The session's PostgreSQL database, migrated once."""
-    with _throwaway_database(pg_admin_url) as url:
+    with throwaway_database(pg_admin_url) as url:
         database = Database(url)
         database.upgrade()
         try:
