@@ -230,10 +230,7 @@ class ReplicaSet:
             self.routers[0].start(timeout_s=START_S)
             for router in self.routers[1:]:
                 router.start(timeout_s=START_S)
-            for i in range(self._worker_count):
-                data = str(self.root / f"worker-{i}")
-                env = {**self.env, "MEGACITY_DATA_DIR": data}
-                self.workers.append(WorkerProcess(list(self.worker_args), env))
+            self.workers = [self._worker(i) for i in range(self._worker_count)]
             if self.workers:
                 wait_for_workers(self.env["REDIS_URL"], self.keys, len(self.workers), START_S)
             self.nginx.start()
@@ -250,6 +247,19 @@ class ReplicaSet:
         """Start a killed or stopped replica again, on the same port."""
         self.routers[index].stop()
         self.routers[index].start(timeout_s=START_S)
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL one worker: its jobs are taken over once their lease runs out."""
+        self.workers[index].kill()
+
+    def restart_worker(self, index: int) -> None:
+        """A new worker process in place of one that was killed or stopped."""
+        self.workers[index].close()
+        self.workers[index] = self._worker(index)
+
+    def _worker(self, index: int) -> WorkerProcess:
+        env = {**self.env, "MEGACITY_DATA_DIR": str(self.root / f"worker-{index}")}
+        return WorkerProcess(list(self.worker_args), env)
 
     def healthy(self) -> list[bool]:
         """Each replica's /healthz, asked directly."""

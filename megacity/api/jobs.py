@@ -133,8 +133,16 @@ async def submit(
     priority: Priority | str = Priority.NORMAL,
     max_attempts: int | None = None,
 ) -> Job:
-    """Queue a job for the caller, or find the one its Idempotency-Key header names."""
+    """Queue a job for the caller, or find the one its Idempotency-Key header names.
+
+    Without one, X-MegaCity-Retry-Key stands in: the load balancer's id of the client's
+    request (examples/nginx.conf sets it to nginx's $request_id, whatever the client
+    sent), the same on every replica nginx resends the request to — so a submission
+    resent after a replica died with it finds the job the first one queued.
+    """
     key = request.headers.get("idempotency-key") or None
+    if key is None and (retry := request.headers.get("x-megacity-retry-key")):
+        key = f"retry:{retry}"
     if key is not None and not _IDEMPOTENCY_KEY.match(key):
         raise BadRequest(
             "header Idempotency-Key has an invalid value", code="invalid_header", param=key
