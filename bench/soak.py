@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from common import pct, table
 
 from megacity.auth import create_api_key
 from megacity.db import Database
+from megacity.db.jobs import Priority
 from megacity.jobs.testing import REDIS_URL, wipe
 from megacity.replicas import (
     ReplicaSet,
@@ -214,7 +216,7 @@ def poller(base: str, api_key: str, record: Record, stop: threading.Event) -> No
                     if status in ("succeeded", "failed", "cancelled"):
                         with record.lock:
                             record.finished[job] = (status, time.monotonic() - sent)
-            stop.wait(0.5)
+            stop.wait(1.0)  # each learner's polls stay within their request budget
 
 
 # --- the schedule and the RSS ------------------------------------------------------------
@@ -274,7 +276,7 @@ def sample_rss(replicas: ReplicaSet, record: Record, stop: threading.Event) -> N
 # --- the report ------------------------------------------------------------------------------
 
 
-def report(record: Record, minutes: int, db_url: str) -> bool:
+def report(record: Record, minutes: int, db_url: str, queue_state: Callable[[str], str]) -> bool:
     """Print the figures and the goals; True when every goal is met."""
     samples = record.samples
     table(
@@ -320,13 +322,18 @@ def report(record: Record, minutes: int, db_url: str) -> bool:
     print("\nschedule:", "; ".join(record.events) or "none")
 
     jobs = set(record.jobs)
-    finished = record.finished
-    succeeded = sum(1 for j in jobs if finished.get(j, ("",))[0] == "succeeded")
-    failed = sum(1 for j in jobs if finished.get(j, ("",))[0] in ("failed", "cancelled"))
+    rows, stored_twice = _from_database(db_url, jobs)  # the table is the truth
+    status = {job: rows.get(job, ("missing", 0))[0] for job in jobs}
+    succeeded = sum(1 for s in status.values() if s == "succeeded")
+    failed = sum(1 for s in status.values() if s in ("failed", "cancelled"))
     lost = len(jobs) - succeeded - failed
-    twice = sum(len(ids) - 1 for ids in record.keys.values() if len(ids) > 1)
-    stored_twice, retried = _from_database(db_url, jobs)
-    twice += stored_twice
+    retried = sum(1 for job in jobs if rows.get(job, ("", 0))[1] > 1)
+    twice = sum(len(ids) - 1 for ids in record.keys.values() if len(ids) > 1) + stored_twice
+    for job in sorted(j for j in jobs if status[j] not in ("succeeded", "failed", "cancelled")):
+        print(
+            f"  lost job {job}: {rows.get(job)} submitted at {record.jobs[job][1] - record.started:.0f} s"
+        )
+    finished = record.finished
     job_ms = [s * 1000 for status, s in finished.values() if status == "succeeded"]
     table(
         "jobs (tts, through the queue)",
@@ -364,12 +371,9 @@ def _rss_growth(record: Record) -> float | None:
     return max(growths) if growths else None
 
 
-def _from_database(db_url: str, jobs: set[str]) -> tuple[int, int]:
-    """(jobs whose audio was stored under more than one key, jobs run more than once).
-
-    A job run again (its worker was killed) writes the same key: that is not a
-    duplicate; a second key for one job would be.
-    """
+def _from_database(db_url: str, jobs: set[str]) -> tuple[dict[str, tuple[str, int]], int]:
+    """Each job's (status, attempts), and how many jobs stored their audio under more
+    than one key (a job run again writes the same key: not a duplicate)."""
     from sqlalchemy import text
 
     db = Database(db_url)
@@ -382,12 +386,27 @@ def _from_database(db_url: str, jobs: set[str]) -> tuple[int, int]:
                 .scalars()
                 .all()
             )
-            attempts = dict(session.execute(text("SELECT id, attempts FROM jobs")).all())
+            found = session.execute(text("SELECT id, status, attempts FROM jobs")).all()
     finally:
         db.close()
+    rows = {job: (status, attempts) for job, status, attempts in found}
     per_job = collections.Counter(k.rsplit("/", 1)[1].split(".")[0].split("-")[0] for k in keys)
-    twice = sum(n - 1 for job, n in per_job.items() if job in jobs and n > 1)
-    return twice, sum(1 for job in jobs if attempts.get(job, 0) > 1)
+    return rows, sum(n - 1 for job, n in per_job.items() if job in jobs and n > 1)
+
+
+def _queue(replicas: ReplicaSet, job: str) -> str:
+    """Where a job's message is in Redis (for a lost job's line)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        live = client.zscore(replicas.keys.live, job) is not None
+        stream = replicas.keys.stream(Priority.LOW, "tts", "seoul")
+        pending: Any = client.xpending(stream, "workers")
+        entries = [e for _, e in client.xrange(stream) if e.get("job") == job]
+        return f"live {live}, {len(entries)} stream entries, stream pending {pending['pending']}"
+    finally:
+        client.close()
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -468,7 +487,8 @@ def main() -> int:
         drained.set()
         for thread in threads:
             thread.join(60)
-        return 0 if report(record, math.ceil(args.minutes), db_url) else 1
+        met = report(record, math.ceil(args.minutes), db_url, lambda job: _queue(replicas, job))
+        return 0 if met else 1
 
 
 if __name__ == "__main__":

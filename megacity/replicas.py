@@ -29,7 +29,7 @@ import yaml
 
 from megacity.jobs.keys import Keys
 from megacity.jobs.testing import WorkerProcess, wait_for_workers
-from megacity.testing import RouterProcess, free_port
+from megacity.testing import RouterProcess, end_process, free_port
 
 NGINX_TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "nginx.conf"
 START_S = 120.0  # a process start on a loaded machine
@@ -160,13 +160,8 @@ class NginxProcess:
         return "\n".join(parts)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            end_process(self.proc, timeout_s=15)
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from megacity.testing import free_port
+from megacity.testing import end_process, free_port, unavailable
 
 START_S = 60.0  # a server start on a loaded machine
 
@@ -42,14 +42,9 @@ def _version(path: str) -> float:
 
 def bin_dir_or_skip() -> Path:
     """The PostgreSQL binaries; the test fails under CI=true when they are missing."""
-    import pytest
-
     found = _bin_dir()
     if found is None:
-        message = "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin")
     return found
 
 
@@ -99,12 +94,8 @@ class PgServer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then SIGKILL after 30 s."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            end_process(self.proc, signal.SIGINT, timeout_s=30)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ import pytest
 
 from megacity.jobs.testing import redis_url_or_skip, wipe
 from megacity.replicas import ReplicaSet, find_nginx, scale_topology, throwaway_database
-from megacity.testing import AuthKit, StandinProcess
+from megacity.testing import AuthKit, StandinProcess, unavailable
 from tests.api.cluster import ROUTER_ENV
 from tests.db.conftest import pg_admin_url  # noqa: F401  (fixture)
 
@@ -30,10 +29,7 @@ def nginx_or_skip() -> str:
     """nginx (make test installs Debian's); missing fails under CI=true, skips otherwise."""
     binary = find_nginx()
     if binary is None:
-        message = "nginx is not installed (apt-get install nginx; make test does it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("nginx is not installed (apt-get install nginx; make test does it)")
     return binary
 
 
