@@ -21,7 +21,7 @@ DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat deploy/requirements-tools.
 REGISTRY ?= megacity
 TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: run serve test lint typecheck services espeak chromium bench clean deploy-tools chart images images-push bench-tools
+.PHONY: run serve test lint typecheck services espeak chromium nginx bench soak clean deploy-tools chart images images-push bench-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,7 @@ serve: $(STAMP)
 	$(VENV)/bin/megacity serve --config $(CONFIG)
 
 ## test: lint, type-check and the whole test suite (starts PostgreSQL/Redis if stopped)
-test: $(STAMP) $(DEPLOY_STAMP) services espeak chromium lint typecheck
+test: $(STAMP) $(DEPLOY_STAMP) services espeak chromium nginx lint typecheck
 	$(PY) -m pytest
 
 $(DEPLOY_STAMP): deploy/requirements-tools.txt
@@ -107,6 +107,14 @@ chromium:
 	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum ) >/dev/null 2>&1 \
 	  || echo "warning: could not install chromium; browser tests skip (fail under CI=true)"; }
 
+# nginx (Debian's) fronts the router replicas in the scale-out tests and the soak; it runs
+# as the test's own process with its own config, never as a system service.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx ) >/dev/null 2>&1 \
+	  || echo "warning: could not install nginx; scale-out tests skip (fail under CI=true)"; }
+
 ## bench: benchmarks, printed as tables
 bench: $(STAMP) bench-tools
 	$(PY) bench/gateway.py
@@ -132,6 +140,12 @@ bench-tools:
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null; }
 	@test -x $(ANCHORS)/bin/vllm-router || { $(PYTHON) -m venv $(ANCHORS) && \
 	  $(ANCHORS)/bin/pip install -q --disable-pip-version-check 'vllm-router==0.1.17' 'granian>=2.5'; }
+
+## soak: 10 minutes (SOAK_MINUTES=...) of mixed traffic on 3 replicas + 2 workers behind
+## nginx while nodes and a replica are killed and restarted; prints the figures (not in test)
+SOAK_MINUTES ?= 10
+soak: $(STAMP) services espeak nginx
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

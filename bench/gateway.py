@@ -49,7 +49,7 @@ from megacity.config.topology import load_topology  # noqa: E402
 from megacity.routing import Balancer, ModelRegistry, ModelSelector, PromptInfo  # noqa: E402
 from megacity.routing.context import RequestContext  # noqa: E402
 from megacity.routing.conversation import route_hint  # noqa: E402
-from megacity.testing import StandinProcess, free_port, stop_process  # noqa: E402
+from megacity.testing import StandinProcess, end_process, free_port  # noqa: E402
 
 ANCHORS = ROOT / ".bench" / "anchors" / "bin"
 BODY = {"model": "bench-7b", "messages": [{"role": "user", "content": "What is a noun?"}]}
@@ -171,7 +171,7 @@ class Proxy:
     startup_s: float
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        end_process(self.proc)
 
 
 def _spawn(

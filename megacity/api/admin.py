@@ -25,11 +25,17 @@ async def registry(request: Request) -> RegistryView:
 
 @router.post("/api/v1/models/{name}/activate", responses=ERROR_RESPONSES)
 async def activate(name: str, request: Request) -> dict[str, object]:
-    """Switch a model's active version (needs the admin token as a bearer token)."""
+    """Switch a model's active version on every replica (ai:admin, or the admin token).
+
+    The activation is stored (it survives restarts); the other replicas apply it within
+    MEGACITY_REGISTRY_SYNC_INTERVAL_S.
+    """
     services: Services = request.app.state.services
-    _require_admin(request, services)
+    require_admin(request, services)
     body = validate(ActivateRequest, await read_json(request, 4096))
-    resolved = await activate_version(services, name, body.version)
+    principal = request.scope.get("state", {}).get("principal")
+    by = principal.subject if principal is not None else None
+    resolved = await activate_version(services, name, body.version, by)
     return {
         "name": resolved.name,
         "active_version": resolved.version,
@@ -37,14 +43,21 @@ async def activate(name: str, request: Request) -> dict[str, object]:
     }
 
 
-async def activate_version(services: Services, name: str, version: str) -> ResolvedModel:
-    """Switch a model's active version: the one code path of the API and the dashboard."""
-    resolved = services.registry.activate(name, version)
-    log.info("model version activated", extra={"model": resolved.name, "version": resolved.version})
+async def activate_version(
+    services: Services, name: str, version: str, by: str | None = None
+) -> ResolvedModel:
+    """Switch a model's active version on every replica: the one code path of the API and
+    the dashboard (stored, so it survives restarts; other replicas apply it within
+    MEGACITY_REGISTRY_SYNC_INTERVAL_S)."""
+    resolved = await services.activations.activate(name, version, by=by)
+    log.info(
+        "model version activated",
+        extra={"model": resolved.name, "version": resolved.version, "by": by},
+    )
     return resolved
 
 
-def _require_admin(request: Request, services: Services) -> None:
+def require_admin(request: Request, services: Services) -> None:
     """With auth on, the guard has already required ai:admin; off, the admin token decides."""
     principal = request.scope.get("state", {}).get("principal")
     if principal is not None and principal.kind != "anonymous":

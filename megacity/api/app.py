@@ -15,6 +15,7 @@ from pydantic import BaseModel
 import megacity
 from megacity.api import (
     admin,
+    blocks,
     consent,
     dance,
     errors,
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(consent.router)
     app.include_router(tutor.build_router(services.strategies))
     app.include_router(admin.router)
+    app.include_router(blocks.router)
     app.include_router(ops.router)
     app.include_router(jwks_router(services.auth_keys))
     sessions = web.build_sessions(services)
@@ -103,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=services.metrics,
         request_log=settings.request_log,
         rolling=services.rolling,
+        regions={n.name: n.region for n in services.topology.nodes},
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

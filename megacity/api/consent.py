@@ -19,7 +19,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from megacity.api.context import read_json, routing_context, validate
+from megacity.api.context import read_json, routing_context, user_key, validate
 from megacity.api.safety_schemas import (
     SAFE_ID,
     ConsentCreate,
@@ -89,6 +89,7 @@ async def post_consent(request: Request) -> Response:
             return consent_view(create_consent(session, owner_id=user, **body.model_dump()))
 
     view = await asyncio.to_thread(store)
+    await services.reads.wrote(user_key(request))
     return _json(view, 201, {"Location": f"{PREFIX}/{view['id']}"})
 
 
@@ -105,11 +106,12 @@ async def get_consents(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     services, user = _begin(request)
+    opened = await services.reads.session(user_key(request))
 
     def read() -> list[dict[str, Any]]:
         from megacity.db.consents import list_consents
 
-        with services.db.session() as session:
+        with opened() as session:
             return [
                 consent_view(c) for c in list_consents(session, user, subject_id, limit, offset)
             ]
@@ -126,11 +128,12 @@ async def get_consents(
 )
 async def get_one_consent(consent_id: str, request: Request) -> Response:
     services, user = _begin(request)
+    opened = await services.reads.session(user_key(request))
 
     def read() -> dict[str, Any]:
         from megacity.db.consents import get_consent
 
-        with services.db.session() as session:
+        with opened() as session:
             return consent_view(get_consent(session, consent_id, user))
 
     return _json(await asyncio.to_thread(read), 200)
@@ -151,7 +154,9 @@ async def post_revoke(consent_id: str, request: Request) -> Response:
         with services.db.session() as session:
             return consent_view(revoke_consent(session, consent_id, user))
 
-    return _json(await asyncio.to_thread(revoke), 200)
+    view = await asyncio.to_thread(revoke)
+    await services.reads.wrote(user_key(request))
+    return _json(view, 200)
 
 
 def _json(data: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:

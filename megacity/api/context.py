@@ -143,3 +143,8 @@ def user_key(request: Request) -> str:
         key = request.app.state.services.hasher(routing_context(request).user_id)
         state["user_key"] = key
     return str(key)
+
+
+def user_named(request: Request) -> bool:
+    """False when the caller acts for people it does not name (api/limits.py `actor`)."""
+    return bool(request.scope.get("state", {}).get("user_named", True))

@@ -15,7 +15,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from megacity.api.context import read_json, routing_context, until_disconnect, validate
+from megacity.api.context import (
+    read_json,
+    routing_context,
+    until_disconnect,
+    user_key,
+    validate,
+)
 from megacity.api.multipart import Form
 from megacity.api.responses import route_headers
 from megacity.api.schemas import ERROR_RESPONSES
@@ -119,6 +125,7 @@ async def add_reference(request: Request) -> Response:
     record, answer = await until_disconnect(
         request, lab.add_reference(ctx, upload, title, bpm, request.scope["state"]["started"])
     )
+    await services.reads.wrote(user_key(request))
     return _answer(request, record, answer, 201)
 
 
@@ -132,8 +139,9 @@ async def list_references(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> Response:
-    _, lab = _begin(request, "references")
-    data = await lab.list_references(limit, offset)
+    services, lab = _begin(request, "references")
+    session = await services.reads.session(user_key(request))
+    data = await lab.list_references(limit, offset, session=session)
     return _json({"object": "list", "data": data, "limit": limit, "offset": offset})
 
 
@@ -143,8 +151,9 @@ async def list_references(
     summary="One reference dance",
 )
 async def get_reference(request: Request, reference_id: str) -> Response:
-    _, lab = _begin(request, "references")
-    return _json(await lab.get_reference(reference_id))
+    services, lab = _begin(request, "references")
+    session = await services.reads.session(user_key(request))
+    return _json(await lab.get_reference(reference_id, session=session))
 
 
 @router.delete(
@@ -154,8 +163,9 @@ async def get_reference(request: Request, reference_id: str) -> Response:
     summary="Delete a reference dance and its stored keypoints",
 )
 async def delete_reference(request: Request, reference_id: str) -> Response:
-    _, lab = _begin(request, "references")
+    services, lab = _begin(request, "references")
     await lab.delete_reference(routing_context(request), reference_id)
+    await services.reads.wrote(user_key(request))
     return Response(status_code=204)
 
 

@@ -38,7 +38,7 @@ from megacity.safety.bias import DimensionReport, analyse
 if TYPE_CHECKING:  # SQLAlchemy loads with the first feedback request, not at start-up
     from sqlalchemy.orm import Session
 
-    from megacity.db import Database
+    from megacity.db.replica import SessionFactory
 
 router = APIRouter(tags=["feedback"])
 
@@ -70,7 +70,9 @@ async def post_feedback(request: Request) -> Response:
             row = record_feedback(session, **body.model_dump(), zone=zone_id, owner_id=owner)
             return {"id": row.id, "result_id": row.result_id, "created_at": row.created_at}
 
-    return _json(await asyncio.to_thread(store), 201)
+    created = await asyncio.to_thread(store)
+    await services.reads.wrote(user_key(request))
+    return _json(created, 201)
 
 
 @router.get(
@@ -98,7 +100,8 @@ async def bias_report(
     if since is not None and until is not None and since >= until:
         raise BadRequest("`since` must be before `until`", code="invalid_window", param="since")
     window: dict[str, Any] = {"engine": engine, "zone": zone, "since": since, "until": until}
-    report = await asyncio.to_thread(_report, services.db, window, min_samples, alpha)
+    opened = await services.reads.session(user_key(request))  # lag-tolerant: the replica
+    report = await asyncio.to_thread(_report, opened, window, min_samples, alpha)
     report["parameters"] = {
         **window,
         "min_samples": min_samples,
@@ -108,11 +111,13 @@ async def bias_report(
     return _json(report, 200)
 
 
-def _report(db: Database, window: dict[str, Any], min_samples: int, alpha: float) -> dict[str, Any]:
+def _report(
+    opened: SessionFactory, window: dict[str, Any], min_samples: int, alpha: float
+) -> dict[str, Any]:
     """Counts from the database (one transaction, so they agree), analysed per dimension."""
     from megacity.db.feedback import DIMENSIONS, overall
 
-    with db.session() as session:
+    with opened() as session:
         total = overall(session, **window)
         dimensions = [
             _dimension(session, d, window, total.n, min_samples, alpha) for d in DIMENSIONS

@@ -75,7 +75,7 @@ async def images_generations(request: Request) -> Response:
     else:
         data = [{"url": services.storage.signed_url(i["key"]), "seed": i["seed"]} for i in images]
     answer = {"created": int(time.time()), "data": data, "model": result["model"]}
-    return _json(answer, _headers(job.id, result))
+    return _json(answer, _headers(request, job.id, result))
 
 
 @router.post(
@@ -90,7 +90,7 @@ async def audio_speech(request: Request) -> Response:
     result = await _finished(request, services, job)
     audio = result["audio"]
     data = await asyncio.to_thread(services.storage.get, audio["key"])
-    headers = {**_headers(job.id, result), "X-MegaCity-Engine": str(result["engine"])}
+    headers = {**_headers(request, job.id, result), "X-MegaCity-Engine": str(result["engine"])}
     return Response(data, media_type=audio["content_type"], headers=headers)
 
 
@@ -242,11 +242,15 @@ def _job_error(job: Job) -> MegaCityError:
     return BadRequest(message, code=code, job_id=job.id)
 
 
-def _headers(job_id: str, result: dict[str, Any]) -> dict[str, str]:
+def _headers(request: Request, job_id: str, result: dict[str, Any]) -> dict[str, str]:
+    """The job's routing headers; the node that made it labels the request (and its region)."""
+    node = str(result.get("node", ""))
+    engine, model, _, zone = request.scope["state"]["route"]
+    request.scope["state"]["route"] = (engine, model, node, zone)
     return {
         "X-MegaCity-Job-Id": job_id,
         "X-MegaCity-Model": str(result.get("model", "")),
-        "X-MegaCity-Node": str(result.get("node", "")),
+        "X-MegaCity-Node": node,
     }
 
 

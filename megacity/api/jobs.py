@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from megacity.api.context import routing_context
+from megacity.api.context import routing_context, user_key
 from megacity.api.schemas import ERROR_RESPONSES, ErrorEnvelope
 from megacity.errors import BadRequest, MegaCityError, NotFound
 
@@ -135,8 +135,16 @@ async def submit(
     priority: Priority | str = "normal",
     max_attempts: int | None = None,
 ) -> Job:
-    """Queue a job for the caller, or find the one its Idempotency-Key header names."""
+    """Queue a job for the caller, or find the one its Idempotency-Key header names.
+
+    Without one, X-MegaCity-Retry-Key stands in: the load balancer's id of the client's
+    request (examples/nginx.conf sets it to nginx's $request_id, whatever the client
+    sent), the same on every replica nginx resends the request to — so a submission
+    resent after a replica died with it finds the job the first one queued.
+    """
     key = request.headers.get("idempotency-key") or None
+    if key is None and (retry := request.headers.get("x-megacity-retry-key")):
+        key = f"retry:{retry}"
     if key is not None and not _IDEMPOTENCY_KEY.match(key):
         raise BadRequest(
             "header Idempotency-Key has an invalid value", code="invalid_header", param=key
@@ -148,7 +156,9 @@ async def submit(
         priority=priority,
         idempotency_key=key,
         max_attempts=max_attempts,
+        region=routing_context(request).region,
     )
+    await request.app.state.services.reads.wrote(user_key(request))
     return job
 
 
@@ -172,7 +182,8 @@ def _check_id(job_id: str) -> None:
 )
 async def get_job(job_id: str, request: Request) -> Response:
     _check_id(job_id)
-    job = await job_service(request).get(job_id, owner_of(request))
+    session = await request.app.state.services.reads.session(user_key(request))
+    job = await job_service(request).get(job_id, owner_of(request), session=session)
     if job is None:
         raise NotFound("no such job", code="job_not_found")
     return _json(job_view(job, request.app.state.services.storage))
@@ -189,6 +200,7 @@ async def cancel_job(job_id: str, request: Request) -> Response:
     from megacity.jobs.service import CancelResult
 
     outcome, job = await job_service(request).cancel(job_id, owner_of(request))
+    await request.app.state.services.reads.wrote(user_key(request))
     if outcome is CancelResult.NOT_FOUND or job is None:
         raise NotFound("no such job", code="job_not_found")
     if outcome is CancelResult.NOT_QUEUED:

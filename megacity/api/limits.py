@@ -1,10 +1,18 @@
 """Per-request rate limits and abuse blocks, after authentication and before routing.
 
-Every authenticated request takes one token from its user's bucket, its zone's bucket
+Every authenticated request takes one token from its caller's bucket, its zone's bucket
 and, on an engine route, that engine's bucket (all or none: a refused request costs
-nothing). A user the abuse detector blocked gets 429 with the reason until the block
-ends. Buckets are keyed by the keyed hash of the user id, never by the id. LLM tokens
-per minute are the LLM guard's (megacity.pipelines.guard), which sees the prompt.
+nothing). A caller the abuse detector blocked gets 429 with the reason until the block
+ends. LLM tokens per minute are the LLM guard's (megacity.pipelines.guard), which sees
+the prompt.
+
+Who the caller is (`actor`): a named user — a token's subject, or the X-User-Id a
+service key (or, with auth off, a client) sends — is one learner, with the user rates,
+bursts and firewall blocks. A service key without X-User-Id, or with auth off a client
+without one, acts for people it does not name: it is counted per credential *and client
+address* under the service rates, and never blocked for a burst or firewall hits (its
+repeated prompts are still throttled) — a school's LMS must not become one learner whom
+one burst takes down for everyone. Buckets are keyed by keyed hashes, never by ids.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import math
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from megacity.api.errors import error_response
+from megacity.auth.principal import Principal
 from megacity.config.limits import LimitsPolicy
 from megacity.config.topology import Engine
 from megacity.observability.anonymize import UserHasher
@@ -69,6 +78,7 @@ class LimitMiddleware:
         self.default_zone = default_zone or ""
         self.metrics = metrics
         self.user_rate = _rate(policy.user_requests)
+        self.service_rate = _rate(policy.service_requests)
         self.zone_rate = _rate(policy.zone_requests)
         self.engine_rates = {e: _rate(r) for e, r in policy.engine_requests.items()}
 
@@ -78,20 +88,23 @@ class LimitMiddleware:
         if scope["type"] != "http" or principal is None:  # public paths: nothing to count
             await self.app(scope, receive, send)
             return
-        user = self.hasher(state.get("user_id") or _header(scope, b"x-user-id"))
+        user, named = actor(scope, principal, self.hasher)
         state["user_key"] = user
+        state["user_named"] = named
         zone = _header(scope, b"x-zone") or self.default_zone
         engine = engine_of(scope["path"])
-        refusal = await self._check(user, zone[:128], engine)
+        refusal = await self._check(user, named, zone[:128], engine)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    async def _check(self, user: str, zone: str, engine: Engine | None) -> ASGIApp | None:
+    async def _check(
+        self, user: str, named: bool, zone: str, engine: Engine | None
+    ) -> ASGIApp | None:
         if self.abuse is not None:
             block = await self.abuse.blocked(user)
-            if block is None and engine is not Engine.LLM:
+            if block is None and named and engine is not Engine.LLM:
                 block = await self.abuse.record_request(user)
             if block is not None:
                 self.metrics.safety_event("abuse", "refused", zone)
@@ -102,8 +115,9 @@ class LimitMiddleware:
         if self.limiter is None:
             return None
         buckets = []
-        if self.user_rate is not None:
-            buckets.append(Bucket(f"user:{user}:requests", self.user_rate))
+        rate = self.user_rate if named else self.service_rate
+        if rate is not None:
+            buckets.append(Bucket(f"user:{user}:requests", rate))
         if self.zone_rate is not None and zone:
             buckets.append(Bucket(f"zone:{zone}:requests", self.zone_rate))
         if engine is not None and (engine_rate := self.engine_rates.get(engine)) is not None:
@@ -122,6 +136,7 @@ class LimitMiddleware:
                 headers={"Retry-After": "1"},
             )
         scope_name = (decision.refused_by or "user:").split(":", 1)[0]
+        scope_name = scope_name if named or scope_name != "user" else "caller"
         self.metrics.safety_event("rate_limit", f"{scope_name}_requests", zone)
         retry = max(1, math.ceil(decision.retry_after_s))
         return error_response(
@@ -131,6 +146,24 @@ class LimitMiddleware:
             "rate_limited",
             headers={"Retry-After": str(retry)},
         )
+
+
+def actor(scope: Scope, principal: Principal, hasher: UserHasher) -> tuple[str, bool]:
+    """The keyed hash limits and blocks count, and whether it names one person.
+
+    A token is its subject. A service key or an anonymous client (auth off) is the
+    X-User-Id it sends; without one, the credential at its client address (after the
+    trusted proxy's X-Forwarded-For, which uvicorn applies), hashed as a shared caller.
+    """
+    if principal.kind == "token":
+        return hasher(principal.subject), True
+    given = _header(scope, b"x-user-id")
+    if given:
+        return hasher(given), True
+    client = scope.get("client")
+    address = client[0] if client else "unknown"
+    who = principal.credential_id or principal.subject
+    return hasher.shared(f"{principal.kind}:{who}@{address}"), False
 
 
 def _rate(text: str) -> Rate | None:

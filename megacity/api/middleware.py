@@ -18,7 +18,11 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class RequestMiddleware:
-    """Times every HTTP request to its last byte; handlers put labels in scope['state']['route']."""
+    """Times every HTTP request to its last byte; handlers put labels in scope['state']['route'].
+
+    The region of the node that served (`regions`: node name → region) goes into the
+    X-MegaCity-Region header and the log line, for every engine alike.
+    """
 
     def __init__(
         self,
@@ -27,11 +31,13 @@ class RequestMiddleware:
         *,
         request_log: bool = True,
         rolling: RollingStats | None = None,
+        regions: dict[str, str] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.request_log = request_log
         self.rolling = rolling
+        self.regions = {node: region.encode() for node, region in (regions or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,7 +61,11 @@ class RequestMiddleware:
                 stream = any(
                     n == b"content-type" and v.startswith(b"text/event-stream") for n, v in headers
                 )
-                message["headers"] = [*headers, rid_header]
+                extra = [rid_header]
+                route = state.get("route")
+                if route is not None and (region := self.regions.get(route[2])) is not None:
+                    extra.append((b"x-megacity-region", region))
+                message["headers"] = [*headers, *extra]
             elif stream and not first_byte and message.get("body"):
                 first_byte = time.perf_counter()
             await send(message)
@@ -94,6 +104,7 @@ class RequestMiddleware:
                     "engine": engine,
                     "model": model,
                     "node": node,
+                    "region": self.regions.get(node, b"").decode() or None,
                     "zone": zone,
                     "tier": state.get("tier"),
                 },

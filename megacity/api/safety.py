@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 from starlette.requests import Request
 
-from megacity.api.context import user_key
+from megacity.api.context import user_key, user_named
 from megacity.errors import BadRequest, Forbidden
 from megacity.pipelines.guard import Caller
 from megacity.routing.context import RequestContext
@@ -24,7 +24,7 @@ def caller(request: Request, ctx: RequestContext) -> Caller:
     services = request.app.state.services
     zone_id, zone = services.selector.zone(ctx)
     locale = services.selector.locale(ctx, zone)
-    return Caller(user_key(request), zone_id, zone.safety, locale)
+    return Caller(user_key(request), zone_id, zone.safety, locale, user_named(request))
 
 
 async def check_synthesis(

@@ -52,6 +52,7 @@ from megacity.safety.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateL
 
 if TYPE_CHECKING:
     from megacity.db import Database
+    from megacity.db.replica import Reads
     from megacity.engines.image import ImageEngine
     from megacity.engines.pose import PoseEngine
     from megacity.engines.speech import SpeechEngine
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from megacity.pipelines.generation import GenerationStudio
     from megacity.pipelines.voice import VoiceAnalyzer
     from megacity.pipelines.voice_references import VoiceReferences
+    from megacity.routing.activation import ActivationSync
     from megacity.routing.generation import GenerationGateway
     from megacity.routing.pose import PoseGateway
     from megacity.routing.speech import SpeechGateway
@@ -113,6 +115,7 @@ class Services:
         # Only LLM nodes: the database, object store and job queue wait for a request
         # that needs them (API keys, feedback, consents, jobs) instead of the start.
         self.llm_only = all(n.engine is Engine.LLM for n in self.topology.nodes)
+        self._versioned = any(len(m.versions) > 1 for m in self.topology.models)
         self._build_lock = threading.RLock()
         self._warmups: list[asyncio.Task[None]] = []
         self._jobs_started: asyncio.Task[None] | None = None
@@ -278,6 +281,34 @@ class Services:
         return db
 
     @property
+    def reads(self) -> Reads:
+        """Where a read goes: the read replica, or the primary after the caller's own write."""
+        return self._lazy("reads", self._build_reads)
+
+    def _build_reads(self) -> Reads:
+        from megacity.db.replica import MemoryWriteMarks, Reads, RedisWriteMarks, WriteMarks
+
+        s = self.settings
+        marks: WriteMarks = (
+            RedisWriteMarks.from_url(s.redis_url)
+            if s.redis_url and self.db.replica is not None
+            else MemoryWriteMarks()
+        )
+        return Reads(self.db, marks, window_s=s.db_read_your_writes_s)
+
+    @property
+    def activations(self) -> ActivationSync:
+        """Model-version activations, stored and shared by every replica."""
+        return self._lazy("activations", self._build_activations)
+
+    def _build_activations(self) -> ActivationSync:
+        from megacity.routing.activation import ActivationSync
+
+        return ActivationSync(
+            self.registry, self.db, interval_s=self.settings.registry_sync_interval_s
+        )
+
+    @property
     def dance(self) -> DanceLab:
         from megacity.pipelines.dance import DanceLab
 
@@ -420,6 +451,11 @@ class Services:
             if self.settings.db_auto_upgrade:
                 await asyncio.to_thread(self.db.upgrade)
             await self.jobs.start()  # the embedded worker needs the jobs table
+        if not self.llm_only or self._versioned:
+            # The versions activated at run time, shared by every replica. A topology
+            # whose models have one version each has nothing to activate, and an
+            # LLM-only one then opens no database at start.
+            await self.activations.start()
         await self.client.start()
         if not self.llm_only:  # built now (jobs may have built some): give them their client
             self._connect(self.speech)
@@ -448,6 +484,8 @@ class Services:
 
     async def stop(self) -> None:
         await self.board.stop()
+        if self.built("activations"):
+            await self.activations.stop()
         if self.health is not None:
             await self.health.stop()
         for task in self._warmups:
@@ -465,6 +503,8 @@ class Services:
             await asyncio.gather(self._jobs_started, return_exceptions=True)
         if self.built("jobs"):
             await self.jobs.stop()
+        if self.built("reads"):
+            await self.reads.close()
         if self.limiter is not None:
             await self.limiter.close()
         if self.abuse is not None:

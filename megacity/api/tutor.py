@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from megacity.api.context import read_json, routing_context, user_key, validate
+from megacity.api.context import read_json, routing_context, user_key, user_named, validate
 from megacity.api.responses import answer_response
 from megacity.api.schemas import ERROR_RESPONSES, TutorOptions
 from megacity.api.services import Services
@@ -67,7 +67,9 @@ def _handler(strategy: Strategy, model: type[BaseModel]) -> Handler:
             if key in values:
                 payload[key] = values[key]
         guarded = await services.guard.before(
-            Caller(user_key(request), zone_id, zone.safety, locale), payload, chat=True
+            Caller(user_key(request), zone_id, zone.safety, locale, user_named(request)),
+            payload,
+            chat=True,
         )
         try:
             answer = await services.llm.chat(

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     health_timeout_s: float = Field(default=1.0, gt=0)
     breaker_failures: int = Field(default=3, ge=1)
     breaker_reset_s: float = Field(default=5.0, gt=0)
+    # Model versions activated at run time live in the database; every replica polls them.
+    registry_sync_interval_s: float = Field(default=2.0, gt=0)
 
     # Speech: the upload limit (413 above it), the longest audio accepted, and how long a
     # remote speech node may take to answer one transcription.
@@ -73,6 +75,15 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MEGACITY_DATABASE_URL", "DATABASE_URL")
     )
+    # A streaming replica for the reads that tolerate its lag; the primary serves writes, a
+    # caller's reads within db_read_your_writes_s of its own write, and every read while
+    # the replica is down or more than db_replica_max_lag_s behind.
+    database_read_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEGACITY_DATABASE_READ_URL", "DATABASE_READ_URL"),
+    )
+    db_read_your_writes_s: float = Field(default=5.0, ge=0)
+    db_replica_max_lag_s: float = Field(default=30.0, gt=0)
     db_auto_upgrade: bool = True  # apply migrations at start (else: `megacity db upgrade`)
     storage_dir: Path | None = None  # default: data_dir / "objects"
     public_url: str | None = None  # base of signed download URLs (default: http://host:port)
@@ -113,7 +124,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MEGACITY_REDIS_URL", "REDIS_URL")
     )
-    jobs_key_prefix: str = "megacity:jobs"  # Redis keys: {prefix}:stream:<priority>:<kind> …
+    jobs_key_prefix: str = "megacity:jobs"  # Redis keys: {prefix}:<region>:stream:<priority>:<kind>
     jobs_visibility_timeout_s: float = Field(default=60.0, gt=0)  # lease before takeover
     jobs_max_attempts: int = Field(default=3, ge=1, le=100)
     jobs_backoff_s: float = Field(default=2.0, ge=0)  # doubles per failed attempt
@@ -124,6 +135,8 @@ class Settings(BaseSettings):
     jobs_embedded_worker: bool = True  # run jobs in the router when REDIS_URL is unset
     jobs_timeout_s: float = Field(default=600.0, gt=0)  # one attempt, unless its kind says
     jobs_reconcile_interval_s: float = Field(default=30.0, ge=0)  # re-publish lost jobs; 0: off
+    # A region's queue with no worker serving it for this long is adopted by other regions'.
+    jobs_region_adopt_s: float = Field(default=10.0, ge=4.0)  # two worker beats at least
     retention_sweep_interval_s: float = Field(default=3600.0, ge=0)  # by a worker; 0: off
 
     # Auth: bearer JWTs (ES256/RS256) signed by the keys of the regions this router
@@ -175,6 +188,13 @@ class Settings(BaseSettings):
     def keys_dir(self) -> Path:
         """Where the regions' signing/verification keys live (auth_keys_dir or data_dir/keys)."""
         return self.auth_keys_dir or Path(self.data_dir) / "keys"
+
+    @property
+    def home_region(self) -> str:
+        """This process's region: MEGACITY_REGION, else the topology's first, else "default"."""
+        if self.region is not None:
+            return self.region
+        return self.topology.regions[0].name if self.topology is not None else "default"
 
     @property
     def topo(self) -> Topology:

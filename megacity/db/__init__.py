@@ -46,10 +46,15 @@ def default_database_url(settings: Settings) -> str:
 
 
 def build_database(settings: Settings) -> Database:
-    """The database the settings name (creating the SQLite file's folder when needed)."""
+    """The database the settings name (creating the SQLite file's folder when needed), with
+    its read replica when DATABASE_READ_URL names one."""
     from megacity.db.database import Database
 
-    return Database(default_database_url(settings))
+    return Database(
+        default_database_url(settings),
+        read_url=settings.database_read_url,
+        max_lag_s=settings.db_replica_max_lag_s,
+    )
 
 
 __all__ = [

@@ -5,6 +5,11 @@ transactions for DDL too: pysqlite's own transaction handling is turned off and 
 transaction starts with BEGIN IMMEDIATE, so concurrent writers queue on the busy
 timeout instead of failing when a read turns into a write ("database is locked"). PostgreSQL goes through psycopg 3; a plain postgresql:// or
 postgres:// URL (as DATABASE_URL usually is) is mapped to it.
+
+With a `read_url` (DATABASE_READ_URL: a streaming replica), `read_session()` serves the
+reads that tolerate the replica's lag (replica.py decides which). While the replica is
+unreachable, or lags more than `max_lag_s`, those reads go to the primary — logged once
+when it happens and once when the replica is back.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("megacity.db")
@@ -68,7 +73,14 @@ def database_url(url: str | URL) -> URL:
 class Database:
     """One engine and its session factory; `session()` commits, or rolls back on error."""
 
-    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        echo: bool = False,
+        read_url: str | URL | None = None,
+        max_lag_s: float = 30.0,
+    ) -> None:
         self.url = database_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
@@ -78,6 +90,7 @@ class Database:
                 self.url, echo=echo, pool_pre_ping=True, connect_args={"connect_timeout": 10}
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.replica = Replica(read_url, max_lag_s, echo) if read_url else None
 
     def __repr__(self) -> str:
         return f"Database({self.display_url!r})"
@@ -92,6 +105,21 @@ class Database:
         """A session in one transaction: committed when the block ends, rolled back on error."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads that tolerate the replica's lag: on the replica when there is
+        one and it is usable, else on the primary."""
+        conn = self.replica.connect() if self.replica is not None else None
+        if conn is None:
+            with self.session() as session:
+                yield session
+            return
+        try:
+            with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                yield session
+        finally:
+            conn.close()
 
     def revision(self) -> str | None:
         """The schema revision the database is at (None before the first upgrade)."""
@@ -130,6 +158,74 @@ class Database:
     def close(self) -> None:
         """Close the pooled connections (at shutdown)."""
         self.engine.dispose()
+        if self.replica is not None:
+            self.replica.engine.dispose()
+
+
+# The replica's delay (s): 0 when it has replayed all it received, else the age of the
+# last transaction it replayed; NULL on a primary or before any replay (taken as no lag).
+_LAG_SQL = text(
+    "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+    " ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
+)
+
+
+class Replica:
+    """A read replica's engine, and whether it may be used now (reachable, not too late).
+
+    An unreachable replica is left alone for `retry_s`; its lag is measured at most every
+    `check_s` on the connection a read is about to use.
+    """
+
+    retry_s = 5.0
+    check_s = 2.0
+
+    def __init__(self, url: str | URL, max_lag_s: float, echo: bool = False) -> None:
+        self.url = database_url(url)
+        if self.url.get_backend_name() != "postgresql":
+            raise ValueError("DATABASE_READ_URL must be a PostgreSQL replica")
+        self.engine = create_engine(
+            self.url, echo=echo, pool_pre_ping=True, connect_args={"connect_timeout": 2}
+        )
+        self.max_lag_s = max_lag_s
+        self.state = "unknown"  # usable, down, lagging
+        self._retry_at = 0.0
+        self._checked_at = 0.0
+
+    def connect(self) -> Connection | None:
+        """A connection to read from, or None: read from the primary (and why is logged)."""
+        now = time.monotonic()
+        if self.state != "usable" and now < self._retry_at:
+            return None
+        try:
+            conn = self.engine.connect()
+            if now - self._checked_at >= self.check_s or self.state != "usable":
+                lag = conn.execute(_LAG_SQL).scalar()
+                conn.rollback()
+                self._checked_at = now
+                if lag is not None and float(lag) > self.max_lag_s:
+                    conn.close()
+                    self._mark("lagging", f"{float(lag):.1f} s behind", now)
+                    return None
+        except SQLAlchemyError as exc:
+            self._mark("down", str(exc).splitlines()[0][:200], now)
+            return None
+        if self.state != "usable":
+            log.info("read replica in use", extra={"replica": self._name(), "was": self.state})
+            self.state = "usable"
+        return conn
+
+    def _mark(self, state: str, why: str, now: float) -> None:
+        self._retry_at = now + self.retry_s
+        if state != self.state:
+            log.warning(
+                "read replica not used: reads go to the primary",
+                extra={"replica": self._name(), "state": state, "reason": why},
+            )
+        self.state = state
+
+    def _name(self) -> str:
+        return self.url.render_as_string(hide_password=True)
 
 
 def _alembic_config() -> Config:

@@ -129,6 +129,7 @@ class NewJob:
     priority: Priority = Priority.NORMAL
     idempotency_key: str | None = None
     max_attempts: int = 3
+    region: str | None = None  # whose workers run it (None: the publisher's region)
 
 
 def _new_row(new: NewJob, now: datetime) -> dict[str, Any]:
@@ -149,6 +150,7 @@ def _new_row(new: NewJob, now: datetime) -> dict[str, Any]:
         "started_at": None,
         "finished_at": None,
         "available_at": now,
+        "region": new.region,
     }
 
 
@@ -340,13 +342,14 @@ class Waiting:
     kind: str
     priority: Priority
     available_at: datetime
+    region: str | None = None
 
 
 def waiting_since(
     executor: Executor, before: datetime, *, after: Waiting | None = None, limit: int = 500
 ) -> list[Waiting]:
     """Jobs waiting since before `before`, oldest first, from just past `after` (paging)."""
-    query = select(Job.id, Job.kind, Job.priority, Job.available_at).where(
+    query = select(Job.id, Job.kind, Job.priority, Job.available_at, Job.region).where(
         Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
         Job.available_at <= before,
     )
@@ -356,7 +359,7 @@ def waiting_since(
             | ((Job.available_at == after.available_at) & (Job.id > after.id))
         )
     query = query.order_by(Job.available_at, Job.id).limit(limit)
-    return [Waiting(i, k, Priority(p), at) for i, k, p, at in executor.execute(query)]
+    return [Waiting(i, k, Priority(p), at, r) for i, k, p, at, r in executor.execute(query)]
 
 
 def _start(session: Session, job: Job, now: datetime, lease_s: float) -> Claim:

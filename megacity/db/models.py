@@ -178,6 +178,8 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     available_at: Mapped[datetime]
+    # The region whose workers run it (its stream is jobs:{region}:…); None: the default.
+    region: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index(None, "status", "available_at"),  # claim: the next due job
@@ -257,3 +259,19 @@ class Consent(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
 
     __table_args__ = (Index(None, "subject_id"), Index(None, "owner_id", "created_at"))
+
+
+class ModelActivation(Base):
+    """The active version of a model, set at run time, shared by every replica.
+
+    The topology file says which version is active at first; a row here (written by
+    `POST /api/v1/models/{name}/activate`) wins over it, so an activation survives
+    restarts and every router and worker reading the same database agrees on it.
+    """
+
+    __tablename__ = "model_activations"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[str] = mapped_column(String(128))
+    activated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))

@@ -159,7 +159,7 @@ def build_chores(
 
     every = settings.jobs_reconcile_interval_s
     if redis is not None and every > 0:
-        queue = RedisQueue(redis, keys)
+        queue = RedisQueue(redis, keys, region=settings.home_region)
 
         async def republish() -> None:
             await reconcile(db, queue, older_than_s=every)

@@ -3,8 +3,10 @@
 All keys share the hash tag ``{prefix}``, so a Redis Cluster keeps them in one slot and
 the scripts below may touch several of them atomically.
 
-* ``{prefix}:stream:<priority>:<kind>`` — one stream per priority and kind; an entry is
-  ``{"job": <id>}``, the row in the database says the rest.
+* ``{prefix}:<region>:stream:<priority>:<kind>`` — one stream per region, priority and
+  kind (``jobs:{region}:…``); an entry is ``{"job": <id>}``, the row in the database says
+  the rest. A region's workers read its streams; other regions' workers read them too
+  while no worker of that region serves the kind (see ``workers`` below).
 * ``{prefix}:delayed`` — sorted set of jobs waiting out a backoff (score: due time in
   ms); member = job id (32 hex characters) followed by its stream key.
 * ``{prefix}:dead`` — the dead-letter stream: ``{"job", "kind", "code", "message"}``.
@@ -15,6 +17,13 @@ the scripts below may touch several of them atomically.
   message (the XADD after the commit failed): the reconciler publishes it again.
 * ``{prefix}:lock:<name>`` — "someone did <name> recently" (SET NX PX): periodic chores
   run on one worker per interval.
+* ``{prefix}:queues`` — set of ``"<region> <kind>"``: every region and kind a job was ever
+  published to (the publish script adds it).
+* ``{prefix}:workers`` — sorted set of ``"<region> <kind>"``: when a worker of that region
+  serving that kind last said it is alive (score: ms). A queue whose entry is stale has
+  no worker: the other regions' workers adopt it.
+* ``{prefix}:consumers`` — sorted set of ``"<region> <consumer>"``: each worker's last
+  beat (score: ms), for operators and tests ("which workers are alive, where").
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 from megacity.db.jobs import Priority
 
 GROUP = "workers"  # the one consumer group every worker joins
+DEFAULT_REGION = "default"  # the region of a queue that names none (no topology)
 JOB_ID_LENGTH = 32  # uuid4 hex, the fixed-width head of a delayed-set member
 STREAM_MAXLEN = 1_000_000  # approximate cap on a stream (acknowledged entries linger)
 
@@ -37,12 +47,17 @@ class Keys:
         self.delayed = f"{self._base}:delayed"
         self.dead = f"{self._base}:dead"
         self.live = f"{self._base}:live"
+        self.queues = f"{self._base}:queues"
+        self.workers = f"{self._base}:workers"
+        self.consumers = f"{self._base}:consumers"
 
-    def stream(self, priority: Priority, kind: str) -> str:
-        return f"{self._base}:stream:{priority.label}:{kind}"
+    def stream(self, priority: Priority, kind: str, region: str = DEFAULT_REGION) -> str:
+        return f"{self._base}:{region}:stream:{priority.label}:{kind}"
 
-    def streams(self, priority: Priority, kinds: list[str]) -> list[str]:
-        return [self.stream(priority, kind) for kind in kinds]
+    def streams(
+        self, priority: Priority, kinds: list[str], region: str = DEFAULT_REGION
+    ) -> list[str]:
+        return [self.stream(priority, kind, region) for kind in kinds]
 
     def lock(self, name: str) -> str:
         return f"{self._base}:lock:{name}"
@@ -52,14 +67,17 @@ class Keys:
         return self._base.replace("[", "\\[").replace("]", "\\]") + ":*"
 
 
-# KEYS[1] live set, KEYS[2..] streams; ARGV[1] now (ms), ARGV[2] maxlen, ARGV[3..] job ids,
-# one per stream. Publishes each job and marks it live, atomically, in one round trip.
+# KEYS[1] live set, KEYS[2] queues set, KEYS[3..] streams; ARGV[1] now (ms), ARGV[2]
+# maxlen, then for each stream its job id and its "<region> <kind>". Publishes each job,
+# marks it live and notes its queue, atomically, in one round trip.
 PUBLISH = """
-for i = 2, #KEYS do
-  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[2], '*', 'job', ARGV[i + 1])
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i + 1])
+local n = #KEYS - 2
+for i = 1, n do
+  redis.call('XADD', KEYS[i + 2], 'MAXLEN', '~', ARGV[2], '*', 'job', ARGV[i + 2])
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i + 2])
+  redis.call('SADD', KEYS[2], ARGV[n + i + 2])
 end
-return #KEYS - 1
+return n
 """
 
 # KEYS[1] stream, KEYS[2] live set; ARGV[1] group, ARGV[2] job id, ARGV[3..] entry ids
@@ -108,3 +126,8 @@ for _, member in ipairs(due) do
 end
 return #due
 """
+
+
+def queue_name(region: str, kind: str) -> str:
+    """A member of the queues and workers sets (names hold no space: topology rules)."""
+    return f"{region} {kind}"

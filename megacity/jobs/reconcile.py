@@ -42,7 +42,9 @@ async def reconcile(
         live = await queue.live([w.id for w in waiting])
         lost = [w for w, is_live in zip(waiting, live, strict=True) if not is_live]
         if lost:
-            republished += await queue.publish_many([(w.id, w.kind, w.priority) for w in lost])
+            republished += await queue.publish_many(
+                [(w.id, w.kind, w.priority, w.region or queue.region) for w in lost]
+            )
             log.warning(
                 "jobs without a queue message published again",
                 extra={"count": len(lost), "jobs": [w.id for w in lost[:20]]},

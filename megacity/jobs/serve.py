@@ -74,6 +74,7 @@ async def serve(
             "kinds": handlers.kinds,
             "concurrency": concurrency,
             "redis": redis is not None,
+            "region": settings.home_region,
             "chores": chores.names,
         },
     )
@@ -98,6 +99,8 @@ def _worker(
             policy=policy_from(settings),
             concurrency=concurrency,
             grace_s=settings.jobs_shutdown_grace_s,
+            region=settings.home_region,
+            adopt_s=settings.jobs_region_adopt_s,
         )
     # No Redis: share the jobs table with the router (PostgreSQL: SKIP LOCKED).
     return EmbeddedWorker(

@@ -28,11 +28,12 @@ from megacity.db import Database
 from megacity.db import jobs as repo
 from megacity.db.jobs import JobStatus, Priority
 from megacity.db.models import Job
+from megacity.db.replica import SessionFactory
 from megacity.jobs.batch import GroupCommit
 from megacity.jobs.chores import Chores, build_chores
 from megacity.jobs.embedded import EmbeddedWorker
 from megacity.jobs.handlers import KIND, Handlers
-from megacity.jobs.keys import Keys
+from megacity.jobs.keys import DEFAULT_REGION, Keys
 from megacity.jobs.queue import RedisQueue
 from megacity.jobs.runner import Policy, in_tx
 
@@ -73,7 +74,11 @@ def redis_client(url: str) -> Redis:
 
 
 class JobService:
-    """Submit, read and cancel jobs; owns the Redis client or the embedded worker."""
+    """Submit, read and cancel jobs; owns the Redis client or the embedded worker.
+
+    A job is queued in the region it names (one of `regions`), else in `region`, this
+    process's own; that region's workers run it (queue.py).
+    """
 
     def __init__(
         self,
@@ -84,10 +89,14 @@ class JobService:
         max_attempts: int = 3,
         embedded: EmbeddedWorker | None = None,
         chores: Chores | None = None,
+        region: str = DEFAULT_REGION,
+        regions: tuple[str, ...] = (),
     ) -> None:
         self.db = db
         self.redis = redis
-        self.queue = RedisQueue(redis, keys or Keys()) if redis is not None else None
+        self.region = region
+        self.regions = frozenset((region, *regions))
+        self.queue = RedisQueue(redis, keys or Keys(), region=region) if redis is not None else None
         self.max_attempts = max_attempts
         self.embedded = embedded
         self.chores = chores
@@ -110,12 +119,15 @@ class JobService:
         if settings.redis_url:
             redis = redis_client(settings.redis_url)
             keys = Keys(settings.jobs_key_prefix)
+            regions = tuple(r.name for r in settings.topology.regions) if settings.topology else ()
             return cls(
                 db,
                 redis=redis,
                 keys=keys,
                 max_attempts=settings.jobs_max_attempts,
                 chores=build_chores(settings, db, redis=redis, keys=keys, store=store),
+                region=settings.home_region,
+                regions=regions,
             )
         embedded = None
         if settings.jobs_embedded_worker:
@@ -153,9 +165,11 @@ class JobService:
         priority: Priority | str = Priority.NORMAL,
         idempotency_key: str | None = None,
         max_attempts: int | None = None,
+        region: str | None = None,
     ) -> tuple[Job, bool]:
-        """Queue a job; with an idempotency key already used by this owner, the existing
-        job instead. Returns (job, created)."""
+        """Queue a job (in `region` if it is a known one, else this process's); with an
+        idempotency key already used by this owner, the existing job instead. Returns
+        (job, created)."""
         if not KIND.match(kind):
             raise ValueError(f"invalid job kind {kind!r}")
         new = repo.NewJob(
@@ -165,6 +179,7 @@ class JobService:
             priority=Priority.parse(priority),
             idempotency_key=idempotency_key,
             max_attempts=max_attempts or self.max_attempts,
+            region=region if region in self.regions else self.region,
         )
         return await self._group.submit(new)
 
@@ -188,16 +203,30 @@ class JobService:
     async def _publish(self, jobs: list[Job]) -> None:
         assert self.queue is not None
         try:
-            await self.queue.publish_many([(j.id, j.kind, Priority(j.priority)) for j in jobs])
+            await self.queue.publish_many(
+                [(j.id, j.kind, Priority(j.priority), j.region or self.region) for j in jobs]
+            )
         except (RedisError, OSError) as exc:  # the rows are committed: the reconciler has them
             log.warning(
                 "jobs stored but not published; the reconciler will publish them",
                 extra={"jobs": [j.id for j in jobs][:20], "count": len(jobs), "error": str(exc)},
             )
 
-    async def get(self, job_id: str, owner_id: str = "") -> Job | None:
-        """The job, if it exists and belongs to `owner_id` (else None: ids do not leak)."""
-        job = await in_tx(self.db, repo.get_job, job_id)
+    async def get(
+        self, job_id: str, owner_id: str = "", *, session: SessionFactory | None = None
+    ) -> Job | None:
+        """The job, if it exists and belongs to `owner_id` (else None: ids do not leak).
+
+        `session` (default: the primary's) may be the read replica's, for a status poll
+        that tolerates its lag (db/replica.py `Reads`).
+        """
+        opened = session or self.db.session
+
+        def read() -> Job | None:
+            with opened() as tx:
+                return repo.get_job(tx, job_id)
+
+        job = await asyncio.to_thread(read)
         if job is None or job.owner_id != owner_id:
             return None
         return job

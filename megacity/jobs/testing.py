@@ -19,23 +19,21 @@ from megacity.db import Database
 from megacity.db import jobs as repo
 from megacity.db.jobs import TERMINAL
 from megacity.db.models import Job
+from megacity.jobs.keys import Keys
 
 REDIS_URL = os.environ.get("MEGACITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def redis_url_or_skip() -> str:
     """The test Redis URL if it answers; else the test fails under CI=true, skips otherwise."""
-    import pytest
+    from megacity.testing import unavailable
 
     try:
         client = sync_redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
         client.ping()
         client.close()
     except sync_redis.RedisError as exc:
-        message = f"Redis at {REDIS_URL} is not usable for the tests: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"Redis at {REDIS_URL} is not usable for the tests: {exc}")
     return REDIS_URL
 
 
@@ -74,6 +72,27 @@ def wait_for_jobs(
             seen = {r.id: r.status for r in rows if r is not None}
             raise TimeoutError(f"jobs not finished within {timeout_s} s: {seen}")
         time.sleep(0.05)
+
+
+def live_workers(url: str, keys: Keys, within_s: float = 10.0) -> list[tuple[str, str]]:
+    """(region, consumer) of every worker that beat within `within_s` seconds."""
+    client = sync_redis.Redis.from_url(url, decode_responses=True)
+    try:
+        since = (time.time() - within_s) * 1000
+        members: Any = client.zrangebyscore(keys.consumers, since, "+inf")
+    finally:
+        client.close()
+    return [(r, c) for r, _, c in (str(m).partition(" ") for m in members)]
+
+
+def wait_for_workers(url: str, keys: Keys, count: int, timeout_s: float = 120.0) -> None:
+    """Wait until `count` workers are up and beating (however slowly a loaded machine
+    started their processes)."""
+    deadline = time.monotonic() + timeout_s
+    while len(seen := live_workers(url, keys)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(seen)} of {count} workers up after {timeout_s} s: {seen}")
+        time.sleep(0.1)
 
 
 class WorkerProcess:

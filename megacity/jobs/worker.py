@@ -4,6 +4,10 @@ Each worker is one consumer of the group. Between reads it moves due retries out
 delayed set and claims messages idle for longer than the lease (their worker died).
 `stop()` stops reading, lets running jobs finish for `grace_s`, then releases the rest
 back to the queue.
+
+A worker serves its region's queues. Every `beat_s` it says so in Redis and looks for
+queues of other regions that nobody served for `adopt_s`, which it then reads too, after
+its own (queue.py `adopt`): a region without workers loses no job, it runs elsewhere.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from megacity.db import jobs as repo
 from megacity.db.jobs import Claim
 from megacity.db.models import utcnow
 from megacity.jobs.handlers import Handlers
-from megacity.jobs.keys import Keys
+from megacity.jobs.keys import DEFAULT_REGION, Keys
 from megacity.jobs.queue import Delivery, RedisQueue
 from megacity.jobs.runner import Outcome, Policy, in_autocommit, run_job
 
 log = logging.getLogger("megacity.jobs")
 _ERROR_PAUSE_MAX_S = 5.0
+BEAT_S = 2.0  # how often a worker says its region is served, and looks for orphans
 
 
 def consumer_name() -> str:
@@ -51,9 +56,14 @@ class Worker:
         grace_s: float = 10.0,
         block_ms: int = 1000,
         consumer: str | None = None,
+        region: str = DEFAULT_REGION,
+        adopt_s: float = 10.0,
+        beat_s: float = BEAT_S,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not 0 < 2 * beat_s <= adopt_s:
+            raise ValueError("adopt_s must be at least two beats (beat_s): else queues flap")
         self.db = db
         self.handlers = handlers
         self.kinds = handlers.kinds
@@ -61,7 +71,9 @@ class Worker:
         self.concurrency = concurrency
         self.grace_s = grace_s
         self.block_ms = max(1, min(block_ms, int(policy.lease_s * 500)))
-        self.queue = RedisQueue(redis, keys, consumer or consumer_name())
+        self.queue = RedisQueue(redis, keys, consumer or consumer_name(), region)
+        self.adopt_s = adopt_s
+        self.beat_s = beat_s
         self._stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], Delivery] = {}
         self._backlog: list[Delivery] = []  # read while all slots were busy
@@ -74,7 +86,15 @@ class Worker:
     async def run(self) -> None:
         """Serve until `stop()`."""
         await self.queue.ensure_groups(self.kinds)
-        log.info("worker started", extra={"consumer": self.queue.consumer, "kinds": self.kinds})
+        log.info(
+            "worker started",
+            extra={
+                "consumer": self.queue.consumer,
+                "kinds": self.kinds,
+                "region": self.queue.region,
+            },
+        )
+        beats = asyncio.create_task(self._beat(), name="megacity-worker-beat")
         pause = 0.1
         try:
             while not self._stopping.is_set():
@@ -90,7 +110,20 @@ class Worker:
                         await asyncio.wait_for(self._stopping.wait(), pause)
                     pause = min(_ERROR_PAUSE_MAX_S, pause * 2)
         finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
             await self._shutdown()
+
+    async def _beat(self) -> None:
+        """Keep this region's queues marked served; adopt the queues nobody serves."""
+        while not self._stopping.is_set():
+            try:
+                await self.queue.adopt(self.kinds, self.adopt_s)
+            except (RedisError, OSError) as exc:
+                log.warning("worker beat failed; retrying", extra={"error": str(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.beat_s)
 
     async def _step(self) -> None:
         free = self.concurrency - len(self._running)

@@ -19,7 +19,7 @@ _HEX = 20  # 80 bits of the digest: collisions are negligible at platform scale
 
 
 class UserHasher:
-    """`hasher(user_id)` → "u_<20 hex>"; None or "" → "anonymous"."""
+    """`hasher(user_id)` → "u_<20 hex>"; None or "" → "anonymous"; `shared(...)` → "s_…"."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < MIN_KEY_BYTES:
@@ -29,8 +29,15 @@ class UserHasher:
     def __call__(self, user_id: str | None) -> str:
         if not user_id:
             return "anonymous"
-        digest = hmac.new(self._key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()
-        return "u_" + digest[:_HEX]
+        return "u_" + self._digest(user_id)
+
+    def shared(self, caller: str) -> str:
+        """ "s_<20 hex>": a caller acting for people it does not name (a service key at one
+        client address), so that logs and the admin API tell it from a learner."""
+        return "s_" + self._digest(caller)
+
+    def _digest(self, text: str) -> str:
+        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:_HEX]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UserHasher:

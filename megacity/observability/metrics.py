@@ -112,6 +112,12 @@ class Metrics:
             ["model", "from_node"],
             registry=self.registry,
         )
+        self._region_fallbacks = Counter(
+            "megacity_region_fallbacks",
+            "Answers served outside the request's region: the next region, or cloud",
+            ["engine", "from_region", "to_region"],
+            registry=self.registry,
+        )
         self._safety = Counter(
             "megacity_safety_events",
             "Safety decisions: check (auth, rate_limit, abuse, firewall, moderation, pii,"
@@ -158,6 +164,9 @@ class Metrics:
         self._failovers.labels(model, from_node).inc()
         if self.rolling is not None:
             self.rolling.event(("failover", model, from_node))
+
+    def region_fallback(self, engine: str, from_region: str, to_region: str) -> None:
+        self._region_fallbacks.labels(engine, from_region, to_region).inc()
 
     def safety_event(self, check: str, outcome: str, zone: str = "") -> None:
         """Count one safety decision; never labelled by user (ids stay out of metrics)."""

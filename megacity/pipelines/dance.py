@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from megacity.db import DanceReference, Database
 from megacity.db import references as refs_db
 from megacity.db.objects import record_object
+from megacity.db.replica import SessionFactory
 from megacity.engines.keypoints import PoseExtraction
 from megacity.engines.upload import MediaUpload
 from megacity.engines.video import frame_at
@@ -123,22 +124,28 @@ class DanceLab:
             self._store.delete(str(key))  # nothing half-written: no row, no orphan object
             raise
 
-    async def list_references(self, limit: int, offset: int) -> list[dict[str, Any]]:
-        """Stored references, newest first."""
+    async def list_references(
+        self, limit: int, offset: int, *, session: SessionFactory | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored references, newest first (`session`: the read replica's, if lag is fine)."""
+        opened = session or self._db.session
 
         def run() -> list[dict[str, Any]]:
-            with self._db.session() as session:
-                rows = refs_db.list_references(session, limit=limit, offset=offset)
+            with opened() as tx:
+                rows = refs_db.list_references(tx, limit=limit, offset=offset)
                 return [reference_json(r) for r in rows]
 
         return await asyncio.to_thread(run)
 
-    async def get_reference(self, reference_id: str) -> dict[str, Any]:
+    async def get_reference(
+        self, reference_id: str, *, session: SessionFactory | None = None
+    ) -> dict[str, Any]:
         """One reference's record; 404 when there is none."""
+        opened = session or self._db.session
 
         def run() -> dict[str, Any]:
-            with self._db.session() as session:
-                return reference_json(self._row(session, reference_id))
+            with opened() as tx:
+                return reference_json(self._row(tx, reference_id))
 
         return await asyncio.to_thread(run)
 

@@ -12,6 +12,7 @@ line carries the keyed hash of the user, the rule ids and the categories.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,12 +39,18 @@ log = logging.getLogger("megacity.safety")
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who asks: the keyed hash of the user id (never the id), the zone and its policy."""
+    """Who asks: the keyed hash of the user id (never the id), the zone and its policy.
+
+    `named` is False for a caller acting for people it does not name (a service key
+    without X-User-Id): it has the service token budget and is never blocked for bursts
+    or firewall hits (api/limits.py says why).
+    """
 
     user: str
     zone: str
     policy: ZoneSafety
     locale: str = "en"
+    named: bool = True
 
 
 @dataclass(slots=True)
@@ -79,13 +86,9 @@ class LLMGuard:
         self.abuse = abuse
         self.limits = limits
         self.metrics = metrics
-        self._token_rates = (
-            Rate.parse(limits.user_llm_tokens)
-            if limits.enabled and limits.user_llm_tokens
-            else None,
-            Rate.parse(limits.zone_llm_tokens)
-            if limits.enabled and limits.zone_llm_tokens
-            else None,
+        self._user_tokens, self._service_tokens, self._zone_tokens = (
+            Rate.parse(text) if limits.enabled and text else None
+            for text in (limits.user_llm_tokens, limits.service_llm_tokens, limits.zone_llm_tokens)
         )
 
     async def before(self, caller: Caller, payload: dict[str, Any], *, chat: bool) -> Guarded:
@@ -183,7 +186,7 @@ class LLMGuard:
     async def _abuse(self, caller: Caller, prompt: str) -> None:
         if self.abuse is None:
             return
-        block = await self.abuse.record_request(caller.user, prompt)
+        block = await self.abuse.record_request(caller.user, prompt, burst=caller.named)
         if block is not None:
             self.metrics.safety_event("abuse", block.reason.value, caller.zone)
             raise blocked_error(block)
@@ -216,7 +219,7 @@ class LLMGuard:
                 "action": mode,
             },
         )
-        if self.abuse is not None:
+        if self.abuse is not None and caller.named:
             block = await self.abuse.record_firewall_hit(caller.user, kind)
             if block is not None:
                 self.metrics.safety_event("abuse", block.reason.value, caller.zone)
@@ -251,7 +254,8 @@ class LLMGuard:
         if self.limiter is None:
             return
         caller = guarded.caller
-        user_rate, zone_rate = self._token_rates
+        user_rate = self._user_tokens if caller.named else self._service_tokens
+        zone_rate = self._zone_tokens
         max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens")
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             max_tokens = self.limits.default_max_tokens
@@ -295,7 +299,16 @@ class LLMGuard:
 
 
 def blocked_error(block: Block) -> TooManyRequests:
-    """429 for a temporarily blocked user, saying why and until when (Retry-After)."""
+    """429 for a blocked user or a throttled prompt, saying why and until when (Retry-After)."""
+    if block.scope == "prompt":
+        wait = max(1.0, block.until - time.time())
+        return TooManyRequests(
+            f"the same prompt was sent too often ({block.detail}); "
+            f"send it again in {math.ceil(wait)} s",
+            retry_after_s=wait,
+            code="prompt_throttled",
+            reason=block.reason.value,
+        )
     return TooManyRequests(
         f"temporarily blocked ({block.reason.value}: {block.detail}); retry later",
         retry_after_s=max(1.0, block.until - time.time()),

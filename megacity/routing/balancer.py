@@ -77,9 +77,12 @@ class Balancer:
         groups.append([s for s in serving if s.node.kind == "cloud"])
         return [g for g in groups if g]
 
+    def home_region(self, region: str | None) -> str:
+        """The region a request is routed from: its own if known, else this router's."""
+        return region if region in self._regions else self._default_region
+
     def candidates(self, model: str, region: str | None = None) -> list[list[NodeState]]:
-        region = region if region in self._regions else self._default_region
-        return self._groups.get((model, region), [])
+        return self._groups.get((model, self.home_region(region)), [])
 
     def pick(
         self,

@@ -15,6 +15,7 @@ from megacity.errors import MegaCityError, UpstreamError, UpstreamTimeout
 from megacity.observability.metrics import Metrics
 from megacity.routing.balancer import Balancer, Lease
 from megacity.routing.policy import RouteHint
+from megacity.routing.regions import MAX_REFUSED, RegionWatch, refused
 from megacity.routing.selector import Decision
 from megacity.routing.tokens import TokenLedger, Usage, find_usage
 
@@ -68,15 +69,22 @@ class Dispatcher:
         self._metrics = metrics
         self._queue_timeout_s = queue_timeout_s
         self._retry_after_s = retry_after_s
+        self.regions = RegionWatch(balancer, metrics)
 
     async def send(self, decision: Decision, req: Admission) -> Answer:
-        """Answer from the first node that responds; a failure before any byte → one other node."""
+        """Answer from the first node that responds; a failure before any byte → one other node.
+
+        A node that refused the connection got nothing: it is marked down and another is
+        tried without using up the attempt (regions.py), so a region that fails all at
+        once is passed over before the health probes notice.
+        """
         model = decision.model.name
         tried: list[str] = []
         route_ms = 0.0
         failure: UpstreamFailure | None = None
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt and not self._balancer.any_alive(model, tried):
+        attempt = refusals = 0
+        while attempt < MAX_ATTEMPTS:
+            if tried and not self._balancer.any_alive(model, tried):
                 break
             lease = await self._balancer.acquire(
                 model,
@@ -86,14 +94,16 @@ class Dispatcher:
                 retry_after_s=self._retry_after_s,
                 hint=req.route,
             )
-            if not attempt:
+            if not tried:
                 route_ms = (time.perf_counter() - req.started) * 1000
                 self._metrics.observe_route(route_ms / 1000)
             else:
                 lease.reason = "retry"
             self._metrics.route_decision(self._policy_name(req), lease.reason)
             try:
-                return await self._attempt(lease, decision, req, route_ms)
+                answer = await self._attempt(lease, decision, req, route_ms)
+                self.regions.served("llm", req.region, lease, req.request_id)
+                return answer
             except UpstreamFailure as exc:
                 failure = exc
                 tried.append(lease.name)
@@ -109,7 +119,12 @@ class Dispatcher:
                         "attempt": attempt + 1,
                     },
                 )
-                if attempt + 1 < MAX_ATTEMPTS:
+                if exc.kind == "connect" and refusals < MAX_REFUSED:
+                    refused(lease)
+                    refusals += 1
+                else:
+                    attempt += 1
+                if attempt < MAX_ATTEMPTS:
                     self._metrics.failover(model, lease.name)
         raise _client_error(failure, model)
 

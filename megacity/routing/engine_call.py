@@ -22,6 +22,7 @@ from megacity.errors import MegaCityError, UpstreamError, UpstreamTimeout
 from megacity.observability.metrics import Metrics
 from megacity.routing.balancer import Balancer, Lease
 from megacity.routing.context import RequestContext
+from megacity.routing.regions import MAX_REFUSED, RegionWatch, refused
 
 log = logging.getLogger("megacity.engines")
 
@@ -55,6 +56,7 @@ class EngineCaller:
         self._metrics = metrics
         self._queue_timeout_s = queue_timeout_s
         self._retry_after_s = retry_after_s
+        self._regions = RegionWatch(balancer, metrics)
 
     async def run(
         self,
@@ -63,12 +65,16 @@ class EngineCaller:
         started: float,
         call: Callable[[Lease], Awaitable[T]],
     ) -> EngineAnswer[T]:
-        """`call(lease)` on the best node for `model`, failing over once to another node."""
+        """`call(lease)` on the best node for `model`, failing over once to another node.
+
+        A refused connection does not use up the attempt (see `Dispatcher.send`).
+        """
         tried: list[str] = []
         route_ms = 0.0
         failure: Exception | None = None
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt and not self._balancer.any_alive(model, tried):
+        attempt = refusals = 0
+        while attempt < MAX_ATTEMPTS:
+            if tried and not self._balancer.any_alive(model, tried):
                 break
             lease = await self._balancer.acquire(
                 model,
@@ -77,19 +83,29 @@ class EngineCaller:
                 timeout_s=self._queue_timeout_s,
                 retry_after_s=self._retry_after_s,
             )
-            if not attempt:
+            if not tried:
                 route_ms = (time.perf_counter() - started) * 1000
                 self._metrics.observe_route(route_ms / 1000)
             outcome: bool | None = None
             try:
                 value = await call(lease)
                 outcome = True
+                self._regions.served(self.kind, ctx.region, lease, ctx.request_id)
                 return EngineAnswer(value, lease.name, route_ms)
             except (UpstreamFailure, ModelUnavailable) as exc:
                 outcome = None if isinstance(exc, ModelUnavailable) else False
                 failure = exc
                 tried.append(lease.name)
                 self._failed(lease, exc, ctx, attempt, model)
+                if (
+                    isinstance(exc, UpstreamFailure)
+                    and exc.kind == "connect"
+                    and refusals < MAX_REFUSED
+                ):
+                    refused(lease)
+                    refusals += 1
+                else:
+                    attempt += 1
             except MegaCityError:
                 outcome = True  # the node worked; the request was bad (e.g. corrupt media)
                 raise

@@ -1,11 +1,20 @@
-"""Abuse detection: block a user for a while on bursts, repeated prompts or firewall hits.
+"""Abuse detection: block a user on bursts or firewall hits; throttle repeated prompts.
 
-Three sliding windows per user; a count above the policy's number blocks the user for
-``block_s`` seconds (so with ``burst_requests=60`` the 61st request within 10 s blocks),
-and the window that tripped starts again empty. While blocked, nothing more is counted.
-The ``user`` is an anonymised id (the caller HMACs it); prompts are kept only as the
-SHA-256 of their normalised text, and a block's ``detail`` is machine-made, never user
-content.
+Sliding windows per user; a count above the policy's number acts, and the window that
+tripped starts again empty:
+
+* a burst (more than ``burst_requests`` within ``burst_window_s``) or firewall hits block
+  the user — every request refused — for ``block_s`` seconds (long: this is abuse);
+* the same prompt more than ``repeat_prompts`` times within ``repeat_window_s`` throttles
+  that prompt only, for ``repeat_throttle_s`` seconds (short: a "regenerate" button, a
+  client's own retries, a class typing the same exercise are not abuse).
+
+While blocked (or, for its prompt, throttled), nothing more is counted. Callers that act
+for many people at once (a service key without a user, one client address) pass
+``burst=False`` and count no firewall hits: a long block would take a whole population
+down. The ``user`` is an anonymised id (the caller HMACs it); prompts are kept only as
+the SHA-256 of their normalised text, and a block's ``detail`` is machine-made, never
+user content.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # redis is imported only when REDIS_URL is set
     from redis.asyncio import Redis
@@ -34,6 +43,7 @@ log = logging.getLogger("megacity.abuse")
 _KIND = re.compile(r"^[a-z0-9_.-]{1,40}$")  # firewall hit kinds: machine-made labels
 _MAX_USER_LEN = 200
 _MAX_DIGESTS = 256  # distinct prompts remembered per user (memory detector)
+BlockScope = Literal["user", "prompt"]  # every request of the user, or one prompt of theirs
 
 
 class AbuseReason(StrEnum):
@@ -54,12 +64,14 @@ class AbusePolicy:
     firewall_hits: int = 3
     firewall_window_s: float = 600.0
     block_s: float = 900.0
+    repeat_throttle_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("burst_requests", "repeat_prompts", "firewall_hits"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AbusePolicy.{name} must be at least 1")
-        for name in ("burst_window_s", "repeat_window_s", "firewall_window_s", "block_s"):
+        seconds = ("burst_window_s", "repeat_window_s", "firewall_window_s", "block_s")
+        for name in (*seconds, "repeat_throttle_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"AbusePolicy.{name} must be a positive number of seconds")
@@ -67,13 +79,14 @@ class AbusePolicy:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A user blocked from ``since`` to ``until`` (unix s), and why."""
+    """A user blocked (or one prompt of theirs throttled) from ``since`` to ``until`` (unix s)."""
 
     user: str
     reason: AbuseReason
     detail: str  # machine-made, e.g. "61 requests in 10 s"
     since: float
     until: float
+    scope: BlockScope = "user"
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Block:
@@ -85,7 +98,19 @@ class Block:
             detail=doc["detail"],
             since=doc["since_ms"] / 1000,
             until=doc["until_ms"] / 1000,
+            scope="prompt" if doc.get("scope") == "prompt" else "user",
         )
+
+    def as_json(self) -> dict[str, Any]:
+        """The block for the admin API (user is the keyed hash, never the id)."""
+        return {
+            "user": self.user,
+            "reason": self.reason.value,
+            "detail": self.detail,
+            "scope": self.scope,
+            "since": self.since,
+            "until": self.until,
+        }
 
 
 class AbuseDetector(Protocol):
@@ -93,8 +118,11 @@ class AbuseDetector(Protocol):
 
     async def blocked(self, user: str) -> Block | None: ...
 
-    async def record_request(self, user: str, prompt: str | None = None) -> Block | None:
-        """Count a request (and its prompt's hash); the block this created, if any."""
+    async def record_request(
+        self, user: str, prompt: str | None = None, *, burst: bool = True
+    ) -> Block | None:
+        """Count a request (in the burst window unless ``burst`` is off) and its prompt's
+        hash; the block or prompt throttle now in force, if this request met one."""
         ...
 
     async def record_firewall_hit(self, user: str, kind: str) -> Block | None: ...
@@ -131,12 +159,13 @@ def _check_seconds(seconds: float) -> None:
 
 
 class _Rule(NamedTuple):
-    """More than ``limit`` events within ``window_s`` seconds blocks, for ``reason``."""
+    """More than ``limit`` events within ``window_s`` seconds blocks (or throttles)."""
 
     limit: int
     window_s: float
     reason: AbuseReason
     template: str  # the block's detail; one %d: the count (Lua's string.format reads it too)
+    scope: BlockScope = "user"
 
 
 def _burst(p: AbusePolicy) -> _Rule:
@@ -146,7 +175,8 @@ def _burst(p: AbusePolicy) -> _Rule:
 
 def _repeat(p: AbusePolicy, digest: str) -> _Rule:
     detail = f"%d identical prompts in {p.repeat_window_s:g} s (sha256 {digest[:12]})"
-    return _Rule(p.repeat_prompts, p.repeat_window_s, AbuseReason.REPEATED_PROMPT, detail)
+    reason = AbuseReason.REPEATED_PROMPT
+    return _Rule(p.repeat_prompts, p.repeat_window_s, reason, detail, "prompt")
 
 
 def _firewall(p: AbusePolicy, kind: str) -> _Rule:
@@ -155,8 +185,16 @@ def _firewall(p: AbusePolicy, kind: str) -> _Rule:
 
 
 def _announce(block: Block) -> Block:
-    log.warning(
-        "abuse: blocked user=%s reason=%s detail=%r until=%.3f",
+    """Log a new block (WARNING) or prompt throttle (INFO: ordinary traffic meets them)."""
+    level, what = (
+        (logging.WARNING, "blocked")
+        if block.scope == "user"
+        else (logging.INFO, "throttled a prompt of")
+    )
+    log.log(
+        level,
+        "abuse: %s user=%s reason=%s detail=%r until=%.3f",
+        what,
         block.user,
         block.reason.value,
         block.detail,
@@ -199,28 +237,56 @@ class MemoryAbuseDetector:
         self._max_users = max_users
         self._windows: OrderedDict[str, _Windows] = OrderedDict()  # LRU order
         self._blocks: dict[str, Block] = {}
+        self._throttles: dict[tuple[str, str], Block] = {}  # (user, prompt digest) → throttle
 
     async def blocked(self, user: str) -> Block | None:
         return self._active(user, self._clock())
 
-    async def record_request(self, user: str, prompt: str | None = None) -> Block | None:
+    async def record_request(
+        self, user: str, prompt: str | None = None, *, burst: bool = True
+    ) -> Block | None:
         _check_user(user)
         now, policy = self._clock(), self.policy
         if self._active(user, now) is not None:
             return None
-        windows = self._windows_of(user)
-        counted = [(_burst(policy), _slide(windows.requests, now, policy.burst_window_s))]
         digest = None if prompt is None else prompt_digest(prompt)
+        if digest is not None and (throttle := self._throttled(user, digest, now)) is not None:
+            return throttle
+        windows = self._windows_of(user)
+        counted = []
+        if burst:
+            counted.append((_burst(policy), _slide(windows.requests, now, policy.burst_window_s)))
         if digest is not None:
             sent = self._prompt_events(windows, digest)
             counted.append((_repeat(policy, digest), _slide(sent, now, policy.repeat_window_s)))
         tripped = next(((rule, n) for rule, n in counted if n > rule.limit), None)
         if tripped is None:
             return None
-        windows.requests.clear()
+        rule, count = tripped
         if digest is not None:
             del windows.prompts[digest]
-        return self._make(user, tripped[0].reason, tripped[0].template % tripped[1], now)
+        if rule.scope == "prompt" and digest is not None:
+            throttle = Block(
+                user,
+                rule.reason,
+                rule.template % count,
+                now,
+                now + policy.repeat_throttle_s,
+                "prompt",
+            )
+            self._throttles[(user, digest)] = throttle
+            if len(self._throttles) > self._max_users:
+                del self._throttles[next(iter(self._throttles))]
+            return _announce(throttle)
+        windows.requests.clear()
+        return self._make(user, rule.reason, rule.template % count, now)
+
+    def _throttled(self, user: str, digest: str, now: float) -> Block | None:
+        throttle = self._throttles.get((user, digest))
+        if throttle is not None and throttle.until <= now:
+            del self._throttles[(user, digest)]
+            return None
+        return throttle
 
     async def record_firewall_hit(self, user: str, kind: str) -> Block | None:
         _check_user(user)
@@ -252,6 +318,7 @@ class MemoryAbuseDetector:
     async def close(self) -> None:
         self._windows.clear()
         self._blocks.clear()
+        self._throttles.clear()
 
     def _active(self, user: str, now: float) -> Block | None:
         block = self._blocks.get(user)
@@ -295,6 +362,9 @@ class MemoryAbuseDetector:
             if len(self._blocks) > self._max_users:
                 del self._blocks[min(self._blocks.values(), key=lambda b: b.until).user]
         return _announce(block)
+
+
+_NO_PROMPT = "-"  # the throttle key of a call without a prompt (never set)
 
 
 def _ms(seconds: float) -> str:
@@ -353,18 +423,24 @@ class RedisAbuseDetector:
             return None
         return None if doc is None else Block.from_json(doc)
 
-    async def record_request(self, user: str, prompt: str | None = None) -> Block | None:
+    async def record_request(
+        self, user: str, prompt: str | None = None, *, burst: bool = True
+    ) -> Block | None:
         _check_user(user)
-        windows = [(self.keys.requests(user), _burst(self.policy))]
+        windows = [(self.keys.requests(user), _burst(self.policy))] if burst else []
+        digest = _NO_PROMPT
         if prompt is not None:
             digest = prompt_digest(prompt)
             windows.append((self.keys.prompt(user, digest), _repeat(self.policy, digest)))
-        return await self._count(user, windows)
+        if not windows:
+            return None
+        return await self._count(user, windows, self.keys.throttle(user, digest))
 
     async def record_firewall_hit(self, user: str, kind: str) -> Block | None:
         _check_user(user)
         _check_kind(kind)
-        return await self._count(user, [(self.keys.firewall(user), _firewall(self.policy, kind))])
+        windows = [(self.keys.firewall(user), _firewall(self.policy, kind))]
+        return await self._count(user, windows, self.keys.throttle(user, _NO_PROMPT))
 
     async def block(self, user: str, reason: AbuseReason, detail: str, seconds: float) -> Block:
         _check_user(user)
@@ -393,18 +469,27 @@ class RedisAbuseDetector:
         if self._owns_client:
             await self.redis.aclose()
 
-    async def _count(self, user: str, windows: list[tuple[str, _Rule]]) -> Block | None:
-        """Count one event in each (key, rule) window, in one RECORD call; the block made, if any."""
-        args = [secrets.token_hex(8), _ms(self.policy.block_s), user]
+    async def _count(
+        self, user: str, windows: list[tuple[str, _Rule]], throttle_key: str
+    ) -> Block | None:
+        """Count one event in each (key, rule) window, in one RECORD call; the block or
+        throttle in force, if any (announced when this call made it)."""
+        policy = self.policy
+        args = [secrets.token_hex(8), _ms(policy.block_s), user, _ms(policy.repeat_throttle_s)]
         for _, rule in windows:
             args += [str(rule.limit), _ms(rule.window_s), rule.reason.value, rule.template]
-        keys = [self.keys.block(user), self.keys.index, *(key for key, _ in windows)]
+            args.append(rule.scope)
+        keys = [self.keys.block(user), self.keys.index, throttle_key]
+        keys += [key for key, _ in windows]
         try:
-            doc: Any = await self._record(keys=keys, args=args)
+            reply: Any = await self._record(keys=keys, args=args)
         except self._errors as exc:
             self._warn.warning("abuse detector: Redis failed, request not counted: %s", exc)
             return None
-        return None if doc is None else _announce(Block.from_json(doc))
+        if reply is None:
+            return None
+        block = Block.from_json(reply[0])
+        return _announce(block) if int(reply[1]) else block
 
 
 def _text(value: str | bytes) -> str:

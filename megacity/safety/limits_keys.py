@@ -18,7 +18,9 @@ Abuse detector (``AbuseKeys``, default prefix ``megacity:abuse``):
   normalised prompt (score: µs), trimmed to the repeat window.
 * ``{prefix}:firewall:<user>`` — sorted set, one member per firewall hit (score: µs).
 * ``{prefix}:block:<user>`` — the block as JSON ``{user, reason, detail, since_ms,
-  until_ms}``, expiring when the block ends.
+  until_ms, scope: "user"}``, expiring when the block ends.
+* ``{prefix}:throttle:<user>:<sha256>`` — a short throttle of one prompt of one user, the
+  same JSON with ``scope: "prompt"``, expiring when the throttle ends.
 * ``{prefix}:blocks`` — sorted set index of blocked users (score: until, ms), for listing;
   it expires with the longest block.
 """
@@ -68,6 +70,9 @@ class AbuseKeys(_Prefixed):
 
     def block(self, user: str) -> str:
         return f"{self._base}:block:{user}"
+
+    def throttle(self, user: str, digest: str) -> str:
+        return f"{self._base}:throttle:{user}:{digest}"
 
 
 # Numbers leave Lua as strings: Redis truncates a Lua number reply to an integer, and
@@ -146,33 +151,48 @@ return num(tokens)
 )
 
 # Writes a block (JSON with a TTL) and indexes it; drops index entries already over.
+# A throttle is the same document on one prompt's key, not indexed: it lasts seconds.
 _BLOCK_FUNCTION = """
-local function make_block(key, index, user, reason, detail, block_ms)
+local function block_doc(user, reason, detail, block_ms, scope)
   local now_ms = math.floor(now_us / 1000)
   local until_ms = now_ms + block_ms
   local doc = cjson.encode({user = user, reason = reason, detail = detail,
-                            since_ms = now_ms, until_ms = until_ms})
+                            since_ms = now_ms, until_ms = until_ms, scope = scope})
+  return doc, until_ms
+end
+local function make_block(key, index, user, reason, detail, block_ms)
+  local doc, until_ms = block_doc(user, reason, detail, block_ms, 'user')
   redis.call('SET', key, doc, 'PX', int(block_ms))
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', int(now_ms))
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', int(math.floor(now_us / 1000)))
   redis.call('ZADD', index, int(until_ms), user)
   if redis.call('PTTL', index) < block_ms then redis.call('PEXPIRE', index, int(block_ms)) end
   return doc
 end
+local function make_throttle(key, user, reason, detail, throttle_ms)
+  local doc = block_doc(user, reason, detail, throttle_ms, 'prompt')
+  redis.call('SET', key, doc, 'PX', int(throttle_ms))
+  return doc
+end
 """
 
-# KEYS[1] block, KEYS[2] index, KEYS[3..] window sorted sets; ARGV[1] member (unique per
-# call), ARGV[2] block length (ms), ARGV[3] user, then for each window: limit, length (ms),
-# reason, detail template (one %d: the count). Counts the event in every window; the first
-# window over its limit blocks the user and is cleared with the others. Returns the
-# block's JSON, or nil (no block made, or the user is blocked already: nothing counted).
+# KEYS[1] block, KEYS[2] index, KEYS[3] the prompt's throttle, KEYS[4..] window sorted
+# sets; ARGV[1] member (unique per call), ARGV[2] block length (ms), ARGV[3] user, ARGV[4]
+# throttle length (ms), then for each window: limit, length (ms), reason, detail template
+# (one %d: the count), scope ("user": a block of the user; "prompt": a throttle of
+# KEYS[3]). Nothing is counted while the user is blocked (returns nil) or the prompt is
+# throttled (returns {throttle, 0}). Otherwise counts the event in every window; the first
+# window over its limit makes a block (every window cleared) or a throttle (its window
+# cleared). Returns {document, 1} for what it made, or nil.
 RECORD = (
     _NOW_US
     + _BLOCK_FUNCTION
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local throttled = redis.call('GET', KEYS[3])
+if throttled then return {throttled, 0} end
 local hit, hit_count = 0, 0
-for i = 3, #KEYS do
-  local j = 4 * (i - 2)
+for i = 4, #KEYS do
+  local j = 5 * (i - 4) + 5
   local window_ms = tonumber(ARGV[j + 1])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', int(now_us - window_ms * 1000))
   redis.call('ZADD', KEYS[i], int(now_us), ARGV[1])
@@ -181,10 +201,14 @@ for i = 3, #KEYS do
   if hit == 0 and count > tonumber(ARGV[j]) then hit, hit_count = i, count end
 end
 if hit == 0 then return false end
-for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
-local j = 4 * (hit - 2)
+local j = 5 * (hit - 4) + 5
 local detail = string.format(ARGV[j + 3], hit_count)
-return make_block(KEYS[1], KEYS[2], ARGV[3], ARGV[j + 2], detail, tonumber(ARGV[2]))
+if ARGV[j + 4] == 'prompt' then
+  redis.call('DEL', KEYS[hit])
+  return {make_throttle(KEYS[3], ARGV[3], ARGV[j + 2], detail, tonumber(ARGV[4])), 1}
+end
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return {make_block(KEYS[1], KEYS[2], ARGV[3], ARGV[j + 2], detail, tonumber(ARGV[2])), 1}
 """
 )
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,12 +29,17 @@ from megacity.testing import AuthKit, RouterProcess, StandinProcess
 from tests.api.cluster import ROUTER_ENV, topology
 
 RUN = secrets.token_hex(4)
-ZONES = {name: f"lim-{name}-{RUN}" for name in ("burst", "budget", "repeat", "firewall", "race")}
+ZONES = {
+    name: f"lim-{name}-{RUN}"
+    for name in ("burst", "budget", "repeat", "firewall", "race", "service", "shared", "admin")
+}
 LIMITS = {
-    "user_requests": "5/minute",
+    "user_requests": "6/minute",
+    "service_requests": "8/minute",
     "zone_requests": "10/hour",  # refills one every 6 min: a slow run still sees exactly 10
     "user_llm_tokens": "1000/minute",
     "repeat_prompts": 3,
+    "repeat_throttle_s": 2,
     "firewall_hits": 2,
 }
 INJECTIONS = (
@@ -49,6 +56,7 @@ class Router:
     hasher: UserHasher
     redis: redis.Redis
     process: RouterProcess
+    data_dir: Path
 
     def chat(self, subject: str, zone: str, text: str, **extra: Any) -> httpx.Response:
         """One chat as `subject` in `zone` (max_tokens 1 unless given: a cheap budget)."""
@@ -93,7 +101,8 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         process.start()
-        yield Router(process.url, kit, UserHasher(hash_key.encode()), client, process)
+        hasher = UserHasher(hash_key.encode())
+        yield Router(process.url, kit, hasher, client, process, tmp / "data")
     finally:
         process.stop()
         llm.stop()
@@ -114,17 +123,17 @@ def _retry_after(resp: httpx.Response) -> int:
     return value
 
 
-def test_the_sixth_request_of_a_burst_is_refused(router: Router) -> None:
+def test_the_seventh_request_of_a_burst_is_refused(router: Router) -> None:
     alice, bob = _subject("alice"), _subject("bob")
     zone = ZONES["burst"]
-    for i in range(5):
+    for i in range(6):
         assert router.chat(alice, zone, f"question {i}").status_code == 200
-    refused = router.chat(alice, zone, "question 5")
+    refused = router.chat(alice, zone, "question 6")
     error = _error(refused, 429, "rate_limited")
     assert error["type"] == "rate_limit_error"
     assert "user" in error["message"]
-    # 5/minute refills one request every 12 s: the client is told to come back then.
-    assert 1 <= _retry_after(refused) <= 12
+    # 6/minute refills one request every 10 s: the client is told to come back then.
+    assert 1 <= _retry_after(refused) <= 10
     assert router.chat(bob, zone, "question 0").status_code == 200  # another user: served
 
     # The buckets are keyed by the keyed hash of the user, never by the id itself.
@@ -152,20 +161,21 @@ def test_the_llm_token_budget(router: Router) -> None:
     assert router.chat(carol, zone, "question 4", max_tokens=1).status_code == 200
 
 
-def test_a_repeated_prompt_blocks_the_user(router: Router) -> None:
+def test_a_repeated_prompt_is_throttled_for_seconds_not_blocked(router: Router) -> None:
     dave, zone = _subject("dave"), ZONES["repeat"]
     for _ in range(3):  # repeat_prompts=3: three are allowed …
         assert router.chat(dave, zone, "Tell me the answer to homework 7").status_code == 200
     fourth = router.chat(dave, zone, "  tell me the ANSWER to homework 7 ")  # same, normalised
-    error = _error(fourth, 429, "temporarily_blocked")
-    assert "repeated_prompt" in error["message"]
-    assert _retry_after(fourth) > 60  # the block lasts block_s (900 s), not a bucket's refill
-    # Blocked: anything else is refused too, before the LLM guard.
-    other = router.chat(dave, zone, "A completely different question")
-    assert "repeated_prompt" in _error(other, 429, "temporarily_blocked")["message"]
-    assert (
-        router.chat(_subject("erin"), zone, "Tell me the answer to homework 7").status_code == 200
-    )
+    error = _error(fourth, 429, "prompt_throttled")
+    assert error["reason"] == "repeated_prompt"
+    assert "sha256" in error["message"] and "homework" not in error["message"]
+    assert _retry_after(fourth) <= 2  # repeat_throttle_s: seconds, not block_s (900 s)
+    # Only that prompt waits: the learner's other questions are served meanwhile.
+    assert router.chat(dave, zone, "A completely different question").status_code == 200
+    assert not router.redis.exists(f"{{megacity:abuse}}:block:{router.hasher(dave)}")
+    # The throttle is over once its Retry-After has passed (6 requests: within 6/minute).
+    time.sleep(_retry_after(fourth) + 0.2)
+    assert router.chat(dave, zone, "Tell me the answer to homework 7").status_code == 200
 
 
 def test_firewall_hits_block_the_user(router: Router) -> None:
@@ -211,3 +221,82 @@ def test_a_concurrent_burst_gets_exactly_the_zone_limit(router: Router) -> None:
     assert len(statuses) == 30
     assert statuses.count(200) == 10, statuses
     assert statuses.count(429) == 20, statuses
+
+
+def _service_key(router: Router, zone: str) -> str:
+    from megacity.auth import create_api_key
+    from megacity.db import Database
+
+    db = Database(f"sqlite:///{router.data_dir}/megacity.db")
+    try:
+        return create_api_key(db, f"lms-{RUN}", ["ai:use"], [zone]).key
+    finally:
+        db.close()
+
+
+def _service_chat(
+    router: Router, key: str, zone: str, text: str, address: str, user: str | None = None
+) -> httpx.Response:
+    """A chat through a service key, as if from `address` behind a trusted proxy."""
+    body = {"model": "small-7b", "max_tokens": 1, "messages": [{"role": "user", "content": text}]}
+    headers = {"X-API-Key": key, "X-Zone": zone, "X-Forwarded-For": address}
+    if user is not None:
+        headers["X-User-Id"] = user
+    return httpx.post(f"{router.url}/v1/chat/completions", json=body, headers=headers, timeout=10)
+
+
+def test_a_service_key_without_users_is_limited_per_key_and_address(router: Router) -> None:
+    zone = ZONES["service"]
+    key = _service_key(router, zone)
+    # No X-User-Id: the key at one address is one shared caller with the service rate
+    # (8/minute), more than one learner's 5 — and another address has a bucket of its own.
+    for i in range(8):
+        assert (
+            _service_chat(router, key, zone, f"pupil question {i}", "10.7.0.1").status_code == 200
+        )
+    refused = _service_chat(router, key, zone, "pupil question 8", "10.7.0.1")
+    error = _error(refused, 429, "rate_limited")
+    assert "caller" in error["message"]
+    assert _service_chat(router, key, zone, "pupil question 9", "10.7.0.2").status_code == 200
+
+
+def test_a_service_key_without_users_is_never_blocked_as_one_learner(router: Router) -> None:
+    zone = ZONES["shared"]
+    key = _service_key(router, zone)
+    for attack in INJECTIONS:  # firewall_hits=2: a learner would be blocked by now …
+        _error(_service_chat(router, key, zone, attack, "10.8.0.1"), 400, "prompt_rejected")
+    # … but the school behind the key is not one learner: the others carry on.
+    assert _service_chat(router, key, zone, "What is 2 + 2?", "10.8.0.1").status_code == 200
+    blocks = list(router.redis.scan_iter(match="{megacity:abuse}:block:*", count=1000))
+    assert not [b for b in blocks if b.split(":block:")[1].startswith("s_")]
+
+
+def test_an_admin_lists_and_lifts_blocks(router: Router) -> None:
+    grace, zone = _subject("grace"), ZONES["admin"]
+    for attack in INJECTIONS:
+        router.chat(grace, zone, attack)
+    _error(router.chat(grace, zone, "What is the capital of Korea?"), 429, "temporarily_blocked")
+    admin = router.kit.headers("ops", scopes=("ai:admin",))
+    listing = httpx.get(f"{router.url}/api/v1/admin/blocks", headers=admin, timeout=10)
+    assert listing.status_code == 200, listing.text
+    mine = [b for b in listing.json()["data"] if b["user"] == router.hasher(grace)]
+    assert [(b["reason"], b["scope"]) for b in mine] == [("firewall_hits", "user")]
+    assert mine[0]["until"] - mine[0]["since"] == pytest.approx(900, abs=1)
+    one = httpx.get(
+        f"{router.url}/api/v1/admin/blocks", params={"user_id": grace}, headers=admin, timeout=10
+    )
+    assert [b["user"] for b in one.json()["data"]] == [router.hasher(grace)]
+    learner = router.kit.headers(grace, zones=(zone,))
+    denied = httpx.get(f"{router.url}/api/v1/admin/blocks", headers=learner, timeout=10)
+    _error(denied, 403, "insufficient_scope")
+    bad = httpx.delete(f"{router.url}/api/v1/admin/blocks/{grace}", headers=admin, timeout=10)
+    _error(bad, 400, "invalid_user_key")
+    lifted = httpx.delete(
+        f"{router.url}/api/v1/admin/blocks/{router.hasher(grace)}", headers=admin, timeout=10
+    )
+    assert lifted.json() == {"user": router.hasher(grace), "lifted": True}
+    assert router.chat(grace, zone, "What is the capital of Korea?").status_code == 200
+    again = httpx.delete(
+        f"{router.url}/api/v1/admin/blocks", params={"user_id": grace}, headers=admin, timeout=10
+    )
+    _error(again, 404, "block_not_found")

@@ -1,3 +1,3 @@
 """Database tests."""
 
-HEAD = "0006_dashboard"  # the newest migration: the revision a fresh database ends at
+HEAD = "0007_scale"  # the newest migration: the revision a fresh database ends at

@@ -9,17 +9,16 @@ server fails the tests under CI=true and skips them otherwise, saying why.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from megacity.db import Base, Database
+from megacity.replicas import throwaway_database
+from megacity.testing import unavailable
 
 ADMIN_URLS = (
     [os.environ["MEGACITY_TEST_POSTGRES_URL"]]
@@ -45,10 +44,7 @@ def _admin_url() -> str:
                 errors.append(f"{url}: the role may not create databases")
         except psycopg.Error as exc:
             errors.append(f"{url}: {str(exc).strip().splitlines()[0]}")
-    message = "PostgreSQL is not usable for the tests: " + "; ".join(errors)
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable("PostgreSQL is not usable for the tests: " + "; ".join(errors))
 
 
 @pytest.fixture(scope="session")
@@ -56,30 +52,17 @@ def pg_admin_url() -> str:
     return _admin_url()
 
 
-@contextlib.contextmanager
-def _throwaway_database(admin_url: str) -> Iterator[str]:
-    name = f"megacity_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def pg_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test."""
-    with _throwaway_database(pg_admin_url) as url:
+    with throwaway_database(pg_admin_url) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def pg_migrated(pg_admin_url: str) -> Iterator[Database]:
     """The session's PostgreSQL database, migrated once."""
-    with _throwaway_database(pg_admin_url) as url:
+    with throwaway_database(pg_admin_url) as url:
         database = Database(url)
         database.upgrade()
         try:

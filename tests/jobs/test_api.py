@@ -19,7 +19,9 @@ from starlette.responses import Response
 from megacity.api import errors, jobs
 from megacity.db import Database
 from megacity.db import jobs as repo
+from megacity.db.replica import MemoryWriteMarks, Reads
 from megacity.jobs import JobService
+from megacity.observability.anonymize import UserHasher
 from megacity.storage import LocalObjectStore, URLSigner
 from megacity.testing import free_port
 
@@ -31,7 +33,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Database]]:
     app = FastAPI()
     signer = URLSigner(b"k" * 32, "http://127.0.0.1:1")
     store = LocalObjectStore(tmp_path / "objects", signer)
-    app.state.services = SimpleNamespace(jobs=JobService(db), storage=store)
+    app.state.services = SimpleNamespace(
+        jobs=JobService(db),
+        storage=store,
+        reads=Reads(db, MemoryWriteMarks()),
+        hasher=UserHasher(b"h" * 32),
+    )
     errors.install(app)
     app.include_router(jobs.router)
 
@@ -87,3 +94,25 @@ def test_submit_read_cancel_and_owner_checks(server: tuple[str, Database]) -> No
         refused = http.delete(running["status_url"], headers=alice)
         assert refused.status_code == 409
         assert refused.json()["error"]["code"] == "job_not_cancellable"
+
+
+def test_a_resent_submission_finds_its_job_by_the_balancer_s_retry_key(
+    server: tuple[str, Database],
+) -> None:
+    """nginx resends a job submission with the same X-MegaCity-Retry-Key ($request_id)."""
+    base, _ = server
+    alice = {"X-User-Id": "alice"}
+    with httpx.Client(base_url=base, timeout=5) as http:
+        first = http.post("/test/submit", headers={**alice, "X-MegaCity-Retry-Key": "a" * 32})
+        resent = http.post("/test/submit", headers={**alice, "X-MegaCity-Retry-Key": "a" * 32})
+        other = http.post("/test/submit", headers={**alice, "X-MegaCity-Retry-Key": "b" * 32})
+        plain = http.post("/test/submit", headers=alice)
+        assert first.json()["id"] == resent.json()["id"]
+        assert len({first.json()["id"], other.json()["id"], plain.json()["id"]}) == 3
+        # The client's own Idempotency-Key wins over the balancer's.
+        mine = {**alice, "Idempotency-Key": "mine", "X-MegaCity-Retry-Key": "c" * 32}
+        again = {**alice, "Idempotency-Key": "mine", "X-MegaCity-Retry-Key": "d" * 32}
+        assert (
+            http.post("/test/submit", headers=mine).json()["id"]
+            == (http.post("/test/submit", headers=again).json()["id"])
+        )

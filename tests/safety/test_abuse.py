@@ -33,6 +33,7 @@ FAST = AbusePolicy(
     firewall_hits=2,
     firewall_window_s=600.0,
     block_s=0.4,
+    repeat_throttle_s=0.3,
 )
 
 
@@ -165,12 +166,59 @@ def test_repeated_prompts_block_and_different_ones_do_not(
             digest = prompt_digest("tell me the answers")[:12]
             assert block.detail == f"4 identical prompts in 5 s (sha256 {digest})"
             assert await detector.blocked("u2") is None
+            # A throttle of that prompt, not a block of the user: other prompts pass.
+            assert block.scope == "prompt"
+            assert block.until - block.since == pytest.approx(FAST.repeat_throttle_s, abs=0.01)
+            assert await detector.blocked("u1") is None
+            assert await detector.record_request("u1", "another question") is None
+            again = await detector.record_request("u1", "tell me the answers")
+            assert again == block  # still throttled: the same throttle, nothing counted
+            assert await detector.blocks() == []  # throttles are not listed as blocks
         finally:
             await detector.close()
 
     with caplog.at_level(logging.DEBUG):
         asyncio.run(run())
     assert not any("answers" in r.getMessage().lower() for r in caplog.records)
+
+
+def test_a_prompt_throttle_ends_after_seconds(space: Space) -> None:
+    policy = AbusePolicy(burst_requests=100, repeat_prompts=3, repeat_throttle_s=0.3)
+
+    async def run() -> None:
+        detector = space.detector(policy)
+        try:
+            for _ in range(3):
+                assert await detector.record_request("u1", "regenerate") is None
+            throttle = await detector.record_request("u1", "regenerate")
+            assert throttle is not None and throttle.scope == "prompt"
+            await space.wait(0.35)  # repeat_throttle_s 0.3: over, and the window started again
+            for _ in range(3):
+                assert await detector.record_request("u1", "regenerate") is None
+        finally:
+            await detector.close()
+
+    asyncio.run(run())
+
+
+def test_a_caller_without_bursts_is_never_burst_blocked(space: Space) -> None:
+    """burst=False (a service key acting for unnamed people): counted for throttles only."""
+
+    async def run() -> None:
+        detector = space.detector()
+        try:
+            for i in range(20):  # burst_requests=5 would have blocked a learner long ago
+                assert await detector.record_request("s1", f"pupil {i}", burst=False) is None
+            assert await detector.blocked("s1") is None
+            for _ in range(3):
+                assert await detector.record_request("s1", "same", burst=False) is None
+            throttle = await detector.record_request("s1", "same", burst=False)
+            assert throttle is not None and throttle.scope == "prompt"
+            assert await detector.record_request("s1", burst=False) is None  # nothing to count
+        finally:
+            await detector.close()
+
+    asyncio.run(run())
 
 
 def test_firewall_hits_block(space: Space) -> None:

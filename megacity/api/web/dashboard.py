@@ -153,7 +153,8 @@ async def activate(name: str, request: Request) -> Response:
     try:
         if not site.sessions.enabled:
             check_admin_token(site.services, fields.get("admin_token") or None)
-        resolved = await activate_version(site.services, name, fields.get("version", ""))
+        by = visitor.principal.subject if visitor.principal is not None else None
+        resolved = await activate_version(site.services, name, fields.get("version", ""), by)
         notice = f"{t('reg.activated')} {resolved.name} → {resolved.version}"
     except MegaCityError as exc:
         problem = exc.message
