@@ -53,14 +53,19 @@ _TRANSCRIBE_FORM: dict[str, Any] = {
 _ANALYZE_FORM: dict[str, Any] = {
     "type": "object",
     "required": ["file"],
-    "description": "reference_text and language are required without reference_id",
+    "description": "reference_text and language, or a reference_id (which supplies them)",
+    "anyOf": [{"required": ["reference_text", "language"]}, {"required": ["reference_id"]}],
     "properties": {
         "file": {"type": "string", "format": "binary"},
         "reference_text": REFERENCE_TEXT,
         "language": {"enum": ["ko", "en", "ja", "zh"]},
         "mode": {"enum": ["read", "shadowing", "singalong"], "default": "read"},
         "model": {"type": "string", MODEL_ENUM: "speech"},
-        "reference_id": {"type": "string", "description": "a voice reference: adds prosody"},
+        "reference_id": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$",
+            "description": "a voice reference: adds prosody",
+        },
         "forgive_octave": {"type": "boolean", "default": True},
     },
 }

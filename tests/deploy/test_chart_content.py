@@ -280,7 +280,8 @@ def test_workers_scale_on_the_lag_and_pending_jobs_of_their_streams(
             continue
         so = render.get("ScaledObject", f"{RELEASE}-worker")
         keys = Keys(settings["keyPrefix"])
-        streams = {keys.stream(p, kind) for p in Priority for kind in settings["kinds"]}
+        region = values(render.name)["region"]
+        streams = {keys.stream(p, kind, region) for p in Priority for kind in settings["kinds"]}
         triggers = so["spec"]["triggers"]
         assert {t["metadata"]["stream"] for t in triggers} == streams
         assert {t["type"] for t in triggers} == {"redis-streams"}
@@ -322,7 +323,6 @@ def settings_env_names() -> set[str]:
 # Not Settings fields, and why they are set.
 OTHER_ENV = {
     "REDIS_PASSWORD",  # expanded into REDIS_URL by Kubernetes ($(REDIS_PASSWORD))
-    "DATABASE_READ_URL",  # the read replica (optional; see README "Deploy")
 }
 ENGINE_ENV = {"MEGACITY_MODELS_DIR", "HF_HOME", "HF_HUB_OFFLINE", "HF_TOKEN"}
 
