@@ -1,8 +1,8 @@
-"""What audio and video decoding share: how a refusal of a too-long file and FFmpeg's reasons read."""
+"""What media handling shares: how a too-long or too-large file is refused, and FFmpeg's reasons."""
 
 from __future__ import annotations
 
-from megacity.errors import UnprocessableEntity
+from megacity.errors import PayloadTooLarge, UnprocessableEntity
 
 
 def too_long(what: str, seconds: float, max_seconds: float) -> UnprocessableEntity:
@@ -11,6 +11,15 @@ def too_long(what: str, seconds: float, max_seconds: float) -> UnprocessableEnti
         f"the {what} is longer than the {max_seconds:g} s limit ({seconds:.1f} s or more)",
         code=f"{what}_too_long",
         param="file",
+    )
+
+
+def media_too_large(limit: int, param: str) -> PayloadTooLarge:
+    """413 `media_too_large` for a part or a fetched body over `limit` bytes."""
+    return PayloadTooLarge(
+        f"the media is over the {limit / 1024 / 1024:g} MB limit",
+        code="media_too_large",
+        param=param,
     )
 
 
