@@ -42,6 +42,7 @@ class StandinConfig:
     fail: str = "none"  # one of FAIL_MODES
     models: list[str] = field(default_factory=list)  # for /v1/models; empty → echo anything
     echo: bool = False  # answer with the last user message (streamed 3 characters a chunk)
+    reply: str | None = None  # answer with this text (streamed 8 characters a chunk)
 
 
 @dataclass
@@ -111,7 +112,7 @@ class StandinLLM:
             if cfg.fail == "drop":
                 raise ConnectionAbortedError("stand-in drops the connection")
             chat = path.endswith("chat/completions")
-            echo = _last_user_text(body) if cfg.echo else None
+            echo = _last_user_text(body) if cfg.echo else cfg.reply
             if body.get("stream"):
                 await self._stream(send, receive, model, chat, echo)
             else:
@@ -126,7 +127,8 @@ class StandinLLM:
         cfg = self.config
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
-        pieces = None if echo is None else [echo[i : i + 3] for i in range(0, len(echo), 3)]
+        size = 8 if cfg.reply is not None and not cfg.echo else 3
+        pieces = None if echo is None else [echo[i : i + size] for i in range(0, len(echo), size)]
         try:
             await send(_start(200, b"text/event-stream"))
             for i in range(cfg.chunks if pieces is None else len(pieces)):

@@ -6,11 +6,14 @@ import asyncio
 import dataclasses
 import logging
 import time
+from pathlib import Path
 
 from megacity.auth import ApiKeyVerifier, Authenticator, KeySet, TokenVerifier
 from megacity.config.settings import Settings
 from megacity.config.topology import Topology
 from megacity.db import Database, build_database
+from megacity.engines.face import FaceEngine, FaceEngineConfig
+from megacity.engines.fetch import FetchLimits, MediaFetcher
 from megacity.engines.generation import watermark_key
 from megacity.engines.generation_http import GenerationHTTPClient
 from megacity.engines.image import ImageEngine, ImageEngineConfig
@@ -30,6 +33,7 @@ from megacity.pipelines.guard import LLMGuard
 from megacity.pipelines.voice import VoiceAnalyzer
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
+from megacity.routing.chat_media import ChatMedia, MediaLimits
 from megacity.routing.dispatch import Dispatcher
 from megacity.routing.gateway import LLMGateway
 from megacity.routing.generation import GenerationGateway
@@ -49,9 +53,11 @@ from megacity.safety.identity import ProtectedIdentities
 from megacity.safety.moderation import load_moderator
 from megacity.safety.pii import PIIMasker
 from megacity.safety.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from megacity.safety.ssrf import AddressPolicy
 from megacity.storage import ObjectStore, build_object_store
 
 log = logging.getLogger("megacity.services")
+MULTIMODAL_PROMPTS = Path(__file__).resolve().parents[1] / "prompts" / "strategies" / "multimodal"
 
 
 class Services:
@@ -85,12 +91,22 @@ class Services:
             queue_timeout_s=settings.queue_timeout_s,
             retry_after_s=settings.retry_after_s,
         )
-        self.llm = LLMGateway(self.selector, self.strategies, self.dispatcher)
+        self.fetcher = MediaFetcher(  # image/video URLs of chats: opened on first use
+            AddressPolicy(settings.media_fetch_allow_networks),
+            FetchLimits(
+                max_bytes=settings.media_max_image_bytes,
+                timeout_s=settings.media_fetch_timeout_s,
+                max_redirects=settings.media_fetch_max_redirects,
+            ),
+        )
+        self.chat_media = ChatMedia(self.fetcher, _media_limits(settings))
+        self.llm = LLMGateway(self.selector, self.strategies, self.dispatcher, self.chat_media)
         self.health: HealthMonitor | None = None
         self.speech_engines: dict[str, SpeechEngine] = {}
         self.pose_engines: dict[str, PoseEngine] = {}
         self.image_engines: dict[str, ImageEngine] = {}
         self.tts_engines: dict[str, TTSEngine] = {}
+        self.face_engines: dict[str, FaceEngine] = {}
         for state in self.balancer.nodes.values():
             node = state.node
             if not node.in_process:
@@ -108,6 +124,9 @@ class Services:
             elif isinstance(config, TTSEngineConfig):
                 self.tts_engines[node.name] = TTSEngine(config, node.name)
                 state.health_reason = f"in-process TTS engine, model {config.model!r}"
+            elif isinstance(config, FaceEngineConfig):
+                self.face_engines[node.name] = FaceEngine(config, node.name)
+                state.health_reason = f"in-process face engine, model {config.model_path!r}"
             else:
                 # In-process engines register themselves here once they are built in.
                 state.healthy = False
@@ -155,6 +174,44 @@ class Services:
         )
         self._warmups: list[asyncio.Task[None]] = []
         self._safety(settings)
+        self._multimodal(settings)
+
+    def _multimodal(self, settings: Settings) -> None:
+        """The face route and the multimodal tutor (inline, and as the `multimodal` job).
+
+        Imported here: the tutor pulls in the motion, speech and vision stacks."""
+        from megacity.pipelines.multimodal.extractors import Tools
+        from megacity.pipelines.multimodal.job import MultimodalJobs
+        from megacity.pipelines.multimodal.tutor import MultimodalTutor
+        from megacity.pipelines.multimodal.voice import SpokenSummary
+        from megacity.routing.face import FaceGateway
+
+        self.face = FaceGateway(
+            self.selector,
+            self.balancer,
+            self.face_engines,
+            self.metrics,
+            max_video_s=settings.multimodal.max_video_s,
+            queue_timeout_s=settings.queue_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        tools = Tools(
+            selector=self.selector,
+            speech=self.speech,
+            pose=self.pose,
+            dance=self.dance,
+            face=self.face,
+            llm=self.llm,
+            prompts=StrategyLibrary.load(MULTIMODAL_PROMPTS),
+            policy=settings.multimodal,
+            max_pixels=settings.media_max_pixels,
+        )
+        voice = SpokenSummary(self.generation, self.jobs, settings.tts_max_chars)
+        self.tutor = MultimodalTutor(tools, self.guard, self.metrics, voice=voice)
+        self.multimodal_jobs = MultimodalJobs(
+            self.tutor, self.storage, self.db, self.selector, self.hasher
+        )
+        self.multimodal_jobs.register(self.job_handlers)
 
     def _safety(self, settings: Settings) -> None:
         """Auth, limits, abuse detection, the LLM guard and the protected identities."""
@@ -240,11 +297,12 @@ class Services:
             connect_s=self.settings.connect_timeout_s,
             total_s=self.settings.generation_timeout_s,
         )
-        engines: list[SpeechEngine | PoseEngine | ImageEngine | TTSEngine] = [
+        engines: list[SpeechEngine | PoseEngine | ImageEngine | TTSEngine | FaceEngine] = [
             *self.speech_engines.values(),
             *self.pose_engines.values(),
             *self.image_engines.values(),
             *self.tts_engines.values(),
+            *self.face_engines.values(),
         ]
         for engine in engines:
             if engine.config.warmup:  # in the background: start-up stays fast
@@ -270,6 +328,9 @@ class Services:
             image.close()
         for tts in self.tts_engines.values():
             tts.close()
+        for face in self.face_engines.values():
+            face.close()
+        await self.fetcher.close()
         await self.client.close()
         await self.jobs.stop()
         if self.limiter is not None:
@@ -277,6 +338,20 @@ class Services:
         if self.abuse is not None:
             await self.abuse.close()
         self.db.close()
+
+
+def _media_limits(settings: Settings) -> MediaLimits:
+    return MediaLimits(
+        max_parts=settings.media_max_parts,
+        max_images=settings.media_max_images,
+        max_image_bytes=settings.media_max_image_bytes,
+        max_video_bytes=settings.media_max_video_bytes,
+        max_audio_bytes=settings.media_max_audio_bytes,
+        max_pixels=settings.media_max_pixels,
+        keyframes=settings.media_keyframes,
+        max_video_s=settings.multimodal.max_video_s,
+        max_audio_s=settings.speech_max_audio_s,
+    )
 
 
 async def serve_jobs(settings: Settings, kinds: list[str] | None, concurrency: int) -> None:

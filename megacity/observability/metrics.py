@@ -12,6 +12,7 @@ from megacity.routing.balancer import NodeState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _ROUTE_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01)
+_STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 class _NodeCollector(Collector):
@@ -86,8 +87,38 @@ class Metrics:
             ["check", "outcome", "zone"],
             registry=self.registry,
         )
+        self._pipeline()
         self.registry.register(_NodeCollector(states))
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+
+    def _pipeline(self) -> None:
+        """The multimodal tutor's metrics: per stage, degraded engines, fallbacks."""
+        self._stage_seconds = Histogram(
+            "megacity_pipeline_stage_seconds",
+            "Time of one multimodal pipeline stage (input, extract and each extractor, fuse,"
+            " core, accelerator, compose)",
+            ["scenario", "stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self._stages = Counter(
+            "megacity_pipeline_stages",
+            "Multimodal pipeline stages by outcome (ok, degraded, timeout, failed, cancelled)",
+            ["scenario", "stage", "outcome"],
+            registry=self.registry,
+        )
+        self._degraded = Counter(
+            "megacity_pipeline_degraded",
+            "Optional engines that failed or missed their deadline (the answer went on)",
+            ["scenario", "engine", "reason"],
+            registry=self.registry,
+        )
+        self._fallbacks = Counter(
+            "megacity_pipeline_fallbacks",
+            "LLM steps replaced by the deterministic composer (invalid, timeout, failed, moderated)",
+            ["scenario", "step", "reason"],
+            registry=self.registry,
+        )
 
     def observe_request(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
         """Count one answered request; label children are cached (they cost µs to look up)."""
@@ -110,6 +141,17 @@ class Metrics:
     def safety_event(self, check: str, outcome: str, zone: str = "") -> None:
         """Count one safety decision; never labelled by user (ids stay out of metrics)."""
         self._safety.labels(check, outcome, zone).inc()
+
+    def pipeline_stage(self, scenario: str, stage: str, outcome: str, seconds: float) -> None:
+        """One multimodal pipeline stage finished (or was cut) after `seconds`."""
+        self._stage_seconds.labels(scenario, stage).observe(seconds)
+        self._stages.labels(scenario, stage, outcome).inc()
+
+    def pipeline_degraded(self, scenario: str, engine: str, reason: str) -> None:
+        self._degraded.labels(scenario, engine, reason).inc()
+
+    def pipeline_fallback(self, scenario: str, step: str, reason: str) -> None:
+        self._fallbacks.labels(scenario, step, reason).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
