@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(PY) bench/scoring_dtw.py
 	$(PY) bench/pose_extract.py --quick
 	$(PY) bench/dance_analyze.py
+	$(PY) bench/multimodal.py
 	$(PY) bench/job_queue.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/pii.py
