@@ -17,14 +17,13 @@ Pillow is imported here, inside the functions: the router's start-up never loads
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from megacity.engines.media import media_too_large
+from megacity.engines.media import decode_base64
 from megacity.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"})
@@ -53,21 +52,8 @@ def decode_data_url(url: str, *, max_bytes: int, param: str) -> tuple[str, bytes
         raise BadRequest(
             "a data URL must be data:<type>;base64,<data>", code="url_invalid", param=param
         )
-    payload = url[match.end() :]
-    if base64_size(payload) > max_bytes:
-        raise media_too_large(max_bytes, param)
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(
-            "the data URL is not valid base64", code="url_invalid", param=param
-        ) from None
+    data = decode_base64(url[match.end() :], max_bytes=max_bytes, param=param, code="url_invalid")
     return (match.group(1) or "application/octet-stream").lower(), data
-
-
-def base64_size(text: str) -> int:
-    """The bytes a base64 text decodes to (without decoding it)."""
-    return len(text.rstrip("=")) * 3 // 4
 
 
 def prepare_image(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from megacity.errors import PayloadTooLarge, UnprocessableEntity
+import base64
+import binascii
+
+from megacity.errors import BadRequest, PayloadTooLarge, UnprocessableEntity
 
 
 def too_long(what: str, seconds: float, max_seconds: float) -> UnprocessableEntity:
@@ -21,6 +24,16 @@ def media_too_large(limit: int, param: str) -> PayloadTooLarge:
         code="media_too_large",
         param=param,
     )
+
+
+def decode_base64(text: str, *, max_bytes: int, param: str, code: str) -> bytes:
+    """Base64 media, refused (413) above `max_bytes` before decoding, 400 `code` if invalid."""
+    if len(text.rstrip("=")) * 3 // 4 > max_bytes:
+        raise media_too_large(max_bytes, param)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("the media is not valid base64", code=code, param=param) from None
 
 
 def ffmpeg_reason(exc: BaseException) -> str:

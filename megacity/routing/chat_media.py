@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from megacity.engines.fetch import MediaFetcher
-from megacity.engines.media import media_too_large
+from megacity.engines.media import decode_base64
 from megacity.errors import BadRequest
 from megacity.routing.modality import TEXT_PARTS
 from megacity.routing.registry import ResolvedModel
@@ -159,17 +158,8 @@ class ChatMedia:
                 code="invalid_audio_part",
                 param=param,
             )
-        from megacity.engines.images import base64_size
-
         limit = self.limits.max_audio_bytes
-        if base64_size(data) > limit:
-            raise media_too_large(limit, param)
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest(
-                "input_audio data is not base64", code="invalid_audio_part", param=param
-            ) from None
+        raw = decode_base64(data, max_bytes=limit, param=param, code="invalid_audio_part")
         await asyncio.to_thread(decode_audio, raw, max_seconds=self.limits.max_audio_s)
         return {"type": "input_audio", "input_audio": {"data": data, "format": fmt}}
 
