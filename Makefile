@@ -126,6 +126,7 @@ bench: $(STAMP) bench-tools
 	$(PY) bench/pose_extract.py --quick
 	$(PY) bench/dance_analyze.py
 	$(PY) bench/dance_aggregation.py
+	$(PY) bench/multimodal.py
 	$(PY) bench/job_queue.py
 	$(PY) bench/ratelimit.py
 	$(PY) bench/pii.py

@@ -613,7 +613,7 @@ def _demo(args: argparse.Namespace) -> int:
     children = []
     for node in settings.topo.nodes:
         url = urlsplit(node.url)
-        if node.engine != "llm" or url.hostname not in LOOPBACK or url.port is None:
+        if node.engine not in ("llm", "vision") or url.hostname not in LOOPBACK or url.port is None:
             continue
         cmd = [
             sys.executable,
@@ -628,7 +628,7 @@ def _demo(args: argparse.Namespace) -> int:
             *node.models,
         ]
         children.append(subprocess.Popen(cmd, env=os.environ.copy()))
-        print(f"megacity demo: stand-in LLM {node.name} on {node.url}", file=sys.stderr)
+        print(f"megacity demo: stand-in {node.engine} {node.name} on {node.url}", file=sys.stderr)
     time.sleep(0.3 if children else 0)
     try:
         return _serve(args)

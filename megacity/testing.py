@@ -51,6 +51,7 @@ class StandinConfig:
     # and decode time, max_running slots. Its settings are changed through the same
     # /_standin/config (block_tokens, cache_blocks, prefill_ms_per_token, …).
     simulate: bool = False
+    reply: str | None = None  # answer with this text (streamed 8 characters a chunk)
 
 
 @dataclass
@@ -130,7 +131,7 @@ class StandinLLM:
                 await self._simulated(send, body, model, chat)
                 stats.completed += 1
                 return
-            echo = _last_user_text(body) if cfg.echo else None
+            echo = _last_user_text(body) if cfg.echo else cfg.reply
             if body.get("stream"):
                 await self._stream(send, receive, model, chat, echo)
             else:
@@ -145,7 +146,8 @@ class StandinLLM:
         cfg = self.config
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
-        pieces = None if echo is None else [echo[i : i + 3] for i in range(0, len(echo), 3)]
+        size = 8 if cfg.reply is not None and not cfg.echo else 3
+        pieces = None if echo is None else [echo[i : i + size] for i in range(0, len(echo), size)]
         try:
             await send(_start(200, b"text/event-stream"))
             for i in range(cfg.chunks if pieces is None else len(pieces)):

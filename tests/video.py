@@ -238,3 +238,53 @@ def png_image() -> bytes:
 
 TEXT = b"name,score\nastronaut,100\n"
 RANDOM = np.random.default_rng(11).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+
+
+def with_audio(frames: list[np.ndarray], fps: float, wav: bytes) -> bytes:
+    """A video of `frames` with a WAV file's sound as its AAC track (a phone clip)."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(wav)) as source:
+        rate = source.streams.audio[0].codec_context.sample_rate
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+        sound = [f for frame in source.decode(audio=0) for f in resampler.resample(frame)]
+    height, width = frames[0].shape[:2]
+    with av.open(out, "w", format="mp4") as container:
+        video = container.add_stream(CODEC, rate=Fraction(fps).limit_denominator(1001))
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if CODEC == "libx264":
+            video.options = {"preset": "ultrafast", "crf": "23"}
+        audio = container.add_stream("aac", rate=rate, layout="mono")
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        for frame in sound:
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    return out.getvalue()
+
+
+@functools.cache
+def talking_face(wav_name: str = "ko2", fps: float = 10) -> bytes:
+    """The astronaut's photo (a smiling face) held still while a shared sentence is spoken."""
+    wav = (SHARED / "audio" / f"{wav_name}.wav").read_bytes()
+    with av.open(io.BytesIO(wav)) as source:
+        seconds = float(source.duration or 0) / av.time_base or 3.0
+    photo = cv2.resize(astronaut(), (320, 320), interpolation=cv2.INTER_AREA)
+    return with_audio([photo] * max(1, round(seconds * fps)), fps, wav)
+
+
+def jpeg_with_gps(rgb: np.ndarray | None = None) -> bytes:
+    """A JPEG (the astronaut by default) whose EXIF holds a GPS position and an orientation."""
+    from PIL import Image
+
+    image = Image.fromarray(astronaut() if rgb is None else rgb)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: shown turned 90° clockwise
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (37.0, 33.0, 59.0)  # Seoul
+    gps[3], gps[4] = "E", (126.0, 58.0, 40.0)
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif, quality=90)
+    return out.getvalue()

@@ -23,6 +23,7 @@ from megacity.api import (
     files,
     generation,
     jobs,
+    multimodal,
     openai,
     ops,
     speech,
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(speech.router)
     app.include_router(voice.router)
     app.include_router(dance.router)
+    app.include_router(multimodal.router)
     app.include_router(generation.router)
     app.include_router(files.router)
     app.include_router(jobs.router)

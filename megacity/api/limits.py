@@ -39,6 +39,7 @@ ENGINE_PATHS: tuple[tuple[str, Engine], ...] = (
     ("/v1/chat/completions", Engine.LLM),
     ("/v1/completions", Engine.LLM),
     ("/api/v1/tutor/", Engine.LLM),
+    ("/api/v1/ai/multimodal", Engine.LLM),  # its LLM guard counts the request (fingerprint)
     ("/v1/audio/transcriptions", Engine.SPEECH),
     ("/api/v1/kzone/voice/", Engine.SPEECH),
     ("/api/v1/kzone/dance", Engine.POSE),

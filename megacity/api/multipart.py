@@ -32,7 +32,8 @@ class Form:
     """Text fields (every value of a repeated name, in order) and files by field name."""
 
     fields: dict[str, list[str]] = field(default_factory=dict)
-    files: dict[str, UploadedFile] = field(default_factory=dict)
+    files: dict[str, UploadedFile] = field(default_factory=dict)  # the last file of each name
+    file_lists: dict[str, list[UploadedFile]] = field(default_factory=dict)  # all, in order
 
     def get(self, name: str) -> str | None:
         values = self.fields.get(name)
@@ -113,11 +114,13 @@ def _collect(parts: list[_Part]) -> Form:
         key = name.decode("utf-8", "replace")
         filename = options.get(b"filename")
         if filename is not None:
-            form.files[key] = UploadedFile(
+            file = UploadedFile(
                 filename.decode("utf-8", "replace"),
                 part.headers.get("content-type", "application/octet-stream"),
                 b"".join(part.data),
             )
+            form.files[key] = file
+            form.file_lists.setdefault(key, []).append(file)
             continue
         if part.size > _MAX_FIELD_BYTES:
             raise BadRequest(

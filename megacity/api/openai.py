@@ -67,7 +67,7 @@ async def list_models(request: Request) -> ModelList:
     services: Services = request.app.state.services
     created = int(services.started_at)
     cards = [ModelCard(id=AUTO, created=created, root=AUTO)]
-    for name in services.registry.names(Engine.LLM):
+    for name in [*services.registry.names(Engine.LLM), *services.registry.names(Engine.VISION)]:
         model = services.registry.model(name)
         cards.append(
             ModelCard(id=name, created=created, root=services.registry.resolve(name).served_as)

@@ -22,7 +22,11 @@ async def readyz(request: Request) -> Response:
     for state in services.balancer.nodes.values():
         entry = engines.setdefault(state.node.engine.value, {"ready": False, "nodes": {}})
         alive = state.alive()
-        engine = services.speech_engines.get(state.name) or services.pose_engines.get(state.name)
+        engine = (
+            services.speech_engines.get(state.name)
+            or services.pose_engines.get(state.name)
+            or services.face_engines.get(state.name)
+        )
         if engine is not None and engine.failure is not None:
             alive = False  # in-process model failed to load (retried after a while)
         entry["ready"] = bool(entry["ready"]) or alive

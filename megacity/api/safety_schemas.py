@@ -16,7 +16,9 @@ SAFE_ID = r"^[A-Za-z0-9._:@/-]{1,128}$"  # the same characters as the X-* header
 ZONE_ID = SAFE_ID
 MAX_CONSENT_DAYS = 5 * 366  # five years, counting leap days
 
-EngineName = Literal["llm", "speech", "pose", "image", "tts"]  # megacity.config.topology.Engine
+EngineName = Literal[
+    "llm", "speech", "pose", "image", "tts", "vision", "face"
+]  # config.topology.Engine
 AgeBand = Literal["under-10", "10-12", "13-15", "16-18", "19-24", "25-39", "40-64", "65+"]
 Gender = Literal["female", "male", "nonbinary", "undisclosed"]
 Scope = Literal["voice_clone", "voice_synthesis", "face_synthesis"]  # db.consents.SCOPES

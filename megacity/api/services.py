@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from megacity.auth.apikeys import ApiKeyVerifier
@@ -24,6 +25,7 @@ from megacity.auth.keys import KeySet
 from megacity.auth.tokens import TokenVerifier
 from megacity.config.settings import Settings
 from megacity.config.topology import Engine, Topology
+from megacity.engines.fetch import FetchLimits, MediaFetcher
 from megacity.engines.openai_http import OpenAIHTTPClient, Timeouts
 from megacity.observability.anonymize import UserHasher
 from megacity.observability.metrics import Metrics
@@ -33,6 +35,7 @@ from megacity.observability.rolling import RollingStats
 from megacity.pipelines.guard import LLMGuard
 from megacity.prompts.library import StrategyLibrary
 from megacity.routing.balancer import Balancer
+from megacity.routing.chat_media import ChatMedia, MediaLimits
 from megacity.routing.dispatch import Dispatcher
 from megacity.routing.gateway import LLMGateway
 from megacity.routing.health import HealthMonitor
@@ -49,10 +52,12 @@ from megacity.safety.identity import ProtectedIdentities
 from megacity.safety.moderation import load_moderator
 from megacity.safety.pii import PIIMasker
 from megacity.safety.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from megacity.safety.ssrf import AddressPolicy
 
 if TYPE_CHECKING:
     from megacity.db import Database
     from megacity.db.replica import Reads
+    from megacity.engines.face import FaceEngine
     from megacity.engines.image import ImageEngine
     from megacity.engines.pose import PoseEngine
     from megacity.engines.speech import SpeechEngine
@@ -60,9 +65,12 @@ if TYPE_CHECKING:
     from megacity.jobs import Handlers, JobService
     from megacity.pipelines.dance import DanceLab
     from megacity.pipelines.generation import GenerationStudio
+    from megacity.pipelines.multimodal.job import MultimodalJobs
+    from megacity.pipelines.multimodal.tutor import MultimodalTutor
     from megacity.pipelines.voice import VoiceAnalyzer
     from megacity.pipelines.voice_references import VoiceReferences
     from megacity.routing.activation import ActivationSync
+    from megacity.routing.face import FaceGateway
     from megacity.routing.generation import GenerationGateway
     from megacity.routing.pose import PoseGateway
     from megacity.routing.speech import SpeechGateway
@@ -70,6 +78,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("megacity.services")
 T = TypeVar("T")
+MULTIMODAL_PROMPTS = Path(__file__).resolve().parents[1] / "prompts" / "strategies" / "multimodal"
 
 
 class Services:
@@ -104,12 +113,22 @@ class Services:
             queue_timeout_s=settings.queue_timeout_s,
             retry_after_s=settings.retry_after_s,
         )
-        self.llm = LLMGateway(self.selector, self.strategies, self.dispatcher)
+        self.fetcher = MediaFetcher(  # image/video URLs of chats: opened on first use
+            AddressPolicy(settings.media_fetch_allow_networks),
+            FetchLimits(
+                max_bytes=settings.media_max_image_bytes,
+                timeout_s=settings.media_fetch_timeout_s,
+                max_redirects=settings.media_fetch_max_redirects,
+            ),
+        )
+        self.chat_media = ChatMedia(self.fetcher, _media_limits(settings))
+        self.llm = LLMGateway(self.selector, self.strategies, self.dispatcher, self.chat_media)
         self.health: HealthMonitor | None = None
         self.speech_engines: dict[str, SpeechEngine] = {}
         self.pose_engines: dict[str, PoseEngine] = {}
         self.image_engines: dict[str, ImageEngine] = {}
         self.tts_engines: dict[str, TTSEngine] = {}
+        self.face_engines: dict[str, FaceEngine] = {}
         if any(n.in_process for n in self.topology.nodes):
             self._local_engines()
         # Only LLM nodes: the database, object store and job queue wait for a request
@@ -130,6 +149,7 @@ class Services:
 
     def _local_engines(self) -> None:
         """Build the in-process engines of `url: local` nodes (their models load lazily)."""
+        from megacity.engines.face import FaceEngine, FaceEngineConfig
         from megacity.engines.image import ImageEngine, ImageEngineConfig
         from megacity.engines.local import engine_config
         from megacity.engines.pose import PoseEngine, PoseEngineConfig
@@ -153,6 +173,9 @@ class Services:
             elif isinstance(config, TTSEngineConfig):
                 self.tts_engines[node.name] = TTSEngine(config, node.name)
                 state.health_reason = f"in-process TTS engine, model {config.model!r}"
+            elif isinstance(config, FaceEngineConfig):
+                self.face_engines[node.name] = FaceEngine(config, node.name)
+                state.health_reason = f"in-process face engine, model {config.model_path!r}"
             else:
                 # In-process engines register themselves here once they are built in.
                 state.healthy = False
@@ -347,6 +370,59 @@ class Services:
         )
 
     @property
+    def face(self) -> FaceGateway:
+        return self._lazy("face", self._build_face)
+
+    def _build_face(self) -> FaceGateway:
+        from megacity.routing.face import FaceGateway
+
+        s = self.settings
+        return FaceGateway(
+            self.selector,
+            self.balancer,
+            self.face_engines,
+            self.metrics,
+            max_video_s=s.multimodal.max_video_s,
+            queue_timeout_s=s.queue_timeout_s,
+            retry_after_s=s.retry_after_s,
+        )
+
+    @property
+    def tutor(self) -> MultimodalTutor:
+        """The multimodal tutor; it pulls in the motion, speech and vision stacks."""
+        return self._lazy("tutor", self._build_tutor)
+
+    def _build_tutor(self) -> MultimodalTutor:
+        from megacity.pipelines.multimodal.extractors import Tools
+        from megacity.pipelines.multimodal.tutor import MultimodalTutor
+        from megacity.pipelines.multimodal.voice import SpokenSummary
+
+        s = self.settings
+        tools = Tools(
+            selector=self.selector,
+            speech=self.speech,
+            pose=self.pose,
+            dance=self.dance,
+            face=self.face,
+            llm=self.llm,
+            prompts=StrategyLibrary.load(MULTIMODAL_PROMPTS),
+            policy=s.multimodal,
+            max_pixels=s.media_max_pixels,
+        )
+        # The job service is read when a summary is spoken: it registers the tutor's job.
+        voice = SpokenSummary(self.generation, lambda: self.jobs, s.tts_max_chars)
+        return MultimodalTutor(tools, self.guard, self.metrics, voice=voice)
+
+    @property
+    def multimodal_jobs(self) -> MultimodalJobs:
+        return self._lazy("multimodal_jobs", self._build_multimodal_jobs)
+
+    def _build_multimodal_jobs(self) -> MultimodalJobs:
+        from megacity.pipelines.multimodal.job import MultimodalJobs
+
+        return MultimodalJobs(self.tutor, self.storage, self.db, self.selector, self.hasher)
+
+    @property
     def job_handlers(self) -> Handlers:
         return self._lazy("job_handlers", self._build_handlers)
 
@@ -355,6 +431,7 @@ class Services:
 
         handlers = default_handlers()
         self.studio.register(handlers)
+        self.multimodal_jobs.register(handlers)
         return handlers
 
     @property
@@ -469,6 +546,7 @@ class Services:
             *self.pose_engines.values(),
             *self.image_engines.values(),
             *self.tts_engines.values(),
+            *self.face_engines.values(),
         ]
         for engine in engines:
             if engine.config.warmup:  # in the background: start-up stays fast
@@ -495,9 +573,11 @@ class Services:
             *self.pose_engines.values(),
             *self.image_engines.values(),
             *self.tts_engines.values(),
+            *self.face_engines.values(),
         ]
         for engine in engines:
             engine.close()
+        await self.fetcher.close()
         await self.client.close()
         if self._jobs_started is not None:
             await asyncio.gather(self._jobs_started, return_exceptions=True)
@@ -511,6 +591,20 @@ class Services:
             await self.abuse.close()
         if self.built("db"):
             self.db.close()
+
+
+def _media_limits(settings: Settings) -> MediaLimits:
+    return MediaLimits(
+        max_parts=settings.media_max_parts,
+        max_images=settings.media_max_images,
+        max_image_bytes=settings.media_max_image_bytes,
+        max_video_bytes=settings.media_max_video_bytes,
+        max_audio_bytes=settings.media_max_audio_bytes,
+        max_pixels=settings.media_max_pixels,
+        keyframes=settings.media_keyframes,
+        max_video_s=settings.multimodal.max_video_s,
+        max_audio_s=settings.speech_max_audio_s,
+    )
 
 
 async def serve_jobs(settings: Settings, kinds: list[str] | None, concurrency: int) -> None:

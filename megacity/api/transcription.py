@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from megacity.api.multipart import Form, read_form
+from megacity.api.multipart import Form, UploadedFile, read_form
 from megacity.engines.upload import MediaUpload as AudioUpload
 from megacity.errors import BadRequest, PayloadTooLarge
 
@@ -163,6 +163,11 @@ def audio_upload(form: Form, what: str = "audio") -> AudioUpload:
     file = form.files.get("file")
     if file is None:
         raise BadRequest(f"the form needs a `file` part with the {what}", param="file")
+    return upload_of(file, what)
+
+
+def upload_of(file: UploadedFile, what: str) -> AudioUpload:
+    """An uploaded file for an engine; its name is kept as a label only, made safe."""
     name = _SAFE_NAME.sub("_", file.filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[:64]
     ctype = file.content_type if re.fullmatch(r"[\w.+-]+/[\w.+-]+", file.content_type) else ""
     return AudioUpload(file.data, name or what, ctype or "application/octet-stream")

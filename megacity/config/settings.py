@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from megacity.config.limits import LimitsPolicy
+from megacity.config.multimodal import MultimodalPolicy
 from megacity.config.retention import RetentionPolicy
 from megacity.config.topology import Topology, TopologyError, load_topology
 
@@ -167,7 +168,36 @@ class Settings(BaseSettings):
     dashboard_flush_s: float = Field(default=2.0, gt=0, le=60)
     dashboard_key_prefix: str = "megacity:dash"
 
+    # Media parts of chats and the multimodal tutor. The router fetches image and video
+    # URLs itself: public addresses only, each redirect checked, the body capped while it
+    # streams. media_fetch_allow_networks exempts networks from the address check (tests,
+    # a trusted internal image host); it is empty by default and only settings fill it.
+    media_fetch_timeout_s: float = Field(default=10.0, gt=0)
+    media_fetch_max_redirects: int = Field(default=3, ge=0, le=10)
+    media_fetch_allow_networks: tuple[str, ...] = ()
+    media_max_parts: int = Field(default=8, ge=1, le=64)  # media parts per chat request
+    media_max_images: int = Field(default=16, ge=1, le=128)  # after videos become keyframes
+    media_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    media_max_video_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    media_max_audio_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    media_max_pixels: int = Field(default=1_600_000, ge=4096)  # images are scaled down to it
+    media_keyframes: int = Field(default=6, ge=1, le=32)  # per video, for image-only models
+    # The multimodal tutor (megacity/config/multimodal.py); MEGACITY_MULTIMODAL as JSON.
+    multimodal: MultimodalPolicy = Field(default_factory=MultimodalPolicy)
+
     topology: Topology | None = None  # set by load(); tests may pass one directly
+
+    @field_validator("media_fetch_allow_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP network: {network!r}") from None
+        return value
 
     @classmethod
     def load(cls, config: Path | str | None = None, **overrides: object) -> Settings:

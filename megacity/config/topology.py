@@ -30,6 +30,8 @@ class Engine(StrEnum):
     POSE = "pose"
     IMAGE = "image"
     TTS = "tts"
+    VISION = "vision"  # vision-language models on OpenAI-compatible nodes (vLLM)
+    FACE = "face"  # MediaPipe Face Landmarker, in-process
 
 
 class Tier(StrEnum):
@@ -52,6 +54,11 @@ LOCAL_URL = "local"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 Name = Annotated[str, Field(pattern=_NAME)]
 Locale = Literal["ko", "en", "ja", "zh"]
+# What a model accepts in a chat: text, image_url parts, video_url parts, input_audio parts.
+Modality = Literal["text", "image", "video", "audio"]
+MODALITIES: tuple[str, ...] = ("text", "image", "video", "audio")
+# Engines served by OpenAI-compatible servers (remote only); the others are this project's.
+OPENAI_ENGINES = frozenset({Engine.LLM, Engine.VISION})
 _HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
@@ -110,6 +117,7 @@ class Model(_Strict):
     locales: dict[Locale, Name] = Field(default_factory=dict)
     versions: tuple[ModelVersion, ...] = ()
     description: str = ""
+    modalities: tuple[Modality, ...] = ("text",)  # what its chat accepts (llm/vision models)
 
     @model_validator(mode="after")
     def _one_active(self) -> Model:
@@ -120,6 +128,12 @@ class Model(_Strict):
             raise ValueError(f"model {self.name!r}: duplicate version names")
         if self.engine is Engine.LLM and self.tier is None:
             raise ValueError(f"model {self.name!r}: an llm model needs a tier")
+        if len(set(self.modalities)) != len(self.modalities) or "text" not in self.modalities:
+            raise ValueError(f"model {self.name!r}: modalities must include text, once each")
+        if self.engine is Engine.VISION and not {"image", "video"} & set(self.modalities):
+            raise ValueError(
+                f"model {self.name!r}: a vision model must declare image (or video) in modalities"
+            )
         return self
 
 
@@ -233,8 +247,12 @@ def _check_nodes(topo: Topology) -> None:
                     f"{where}.models: {name!r} is a {models[name].engine} model,"
                     f" the node runs {node.engine}"
                 )
-        if node.in_process and node.engine is Engine.LLM:
-            raise ValueError(f"{where}.url: llm nodes are remote (vLLM / OpenAI-compatible)")
+        if node.in_process and node.engine in OPENAI_ENGINES:
+            raise ValueError(
+                f"{where}.url: {node.engine} nodes are remote (vLLM / OpenAI-compatible)"
+            )
+        if not node.in_process and node.engine is Engine.FACE:
+            raise ValueError(f"{where}.url: face nodes run in-process (url: local)")
 
 
 def _check_models(topo: Topology) -> None:

@@ -10,18 +10,57 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import math
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from megacity.engines.errors import ModelUnavailable
 
 FAILED_LOAD_RETRY_S = 30.0  # a model that failed to load is not retried on every request
+MODELS_DIR_ENV = "MEGACITY_MODELS_DIR"  # where a bare model file name is also looked for
 
 T = TypeVar("T")
+
+
+def model_file(name: str, env: Mapping[str, str] | None = None) -> Path:
+    """A model file: the path as given if it exists, else a bare file name in
+    ``$MEGACITY_MODELS_DIR``; the path as given when neither exists."""
+    path = Path(name).expanduser()
+    models_dir = (os.environ if env is None else env).get(MODELS_DIR_ENV)
+    if not path.exists() and models_dir and path.name == name:
+        candidate = Path(models_dir).expanduser() / path.name
+        if candidate.exists():
+            path = candidate
+    return path.resolve()
+
+
+def option_values(
+    config: type[Any], options: Mapping[str, Any], what: str, *, file_option: bool = True
+) -> dict[str, Any]:
+    """A node's `options` as the fields of a config dataclass; `model` is `model_path`
+    when `file_option`. ValueError names an unknown key (``pose engine: unknown option``)."""
+    known = {f.name for f in dataclasses.fields(config)}
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        name = "model_path" if file_option and key == "model" else key
+        if name not in known:
+            raise ValueError(f"{what}: unknown option {key!r}")
+        if name in values:
+            raise ValueError(f"{what}: give `model` or `model_path`, not both")
+        values[name] = value
+    return values
+
+
+def is_number(value: object) -> bool:
+    """A finite int or float (never a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def failure_detail(exc: BaseException) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from megacity.config.topology import Engine, Node
+from megacity.engines.face import FaceEngineConfig
 from megacity.engines.image import ImageEngineConfig
 from megacity.engines.pose import PoseEngineConfig
 from megacity.engines.speech import SpeechEngineConfig
 from megacity.engines.tts import TTSEngineConfig
 
-EngineConfig = SpeechEngineConfig | PoseEngineConfig | ImageEngineConfig | TTSEngineConfig
+EngineConfig = (
+    SpeechEngineConfig | PoseEngineConfig | ImageEngineConfig | TTSEngineConfig | FaceEngineConfig
+)
 
 
 def engine_config(node: Node) -> EngineConfig | None:
@@ -29,6 +32,10 @@ def engine_config(node: Node) -> EngineConfig | None:
             )
         if node.engine is Engine.TTS:
             return TTSEngineConfig.from_options(
+                {"max_concurrency": node.max_concurrency, **node.options}
+            )
+        if node.engine is Engine.FACE:
+            return FaceEngineConfig.from_options(
                 {"max_concurrency": node.max_concurrency, **node.options}
             )
     except (TypeError, ValueError) as exc:

@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ import numpy as np
 
 from megacity.engines.errors import ModelUnavailable
 from megacity.engines.keypoints import PoseExtraction
+from megacity.engines.loading import MODELS_DIR_ENV, is_number, model_file, option_values
 from megacity.engines.pose_worker import (
     INSTALL_HINT,
     LandmarkerSettings,
@@ -59,7 +60,6 @@ from megacity.errors import UnprocessableEntity
 log = logging.getLogger("megacity.pose")
 
 DEFAULT_MODEL = "pose_landmarker_full.task"
-MODELS_DIR_ENV = "MEGACITY_MODELS_DIR"  # where a bare model file name is also looked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,27 +79,18 @@ class PoseEngineConfig:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> PoseEngineConfig:
         """Validate a node's `options` mapping; ValueError names an unknown or bad key."""
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in options.items():
-            name = "model_path" if key == "model" else key
-            if name not in known:
-                raise ValueError(f"pose engine: unknown option {key!r}")
-            if name in values:
-                raise ValueError("pose engine: give `model` or `model_path`, not both")
-            values[name] = value
-        config = cls(**values)
+        config = cls(**option_values(cls, options, "pose engine"))
         if not isinstance(config.model_path, str) or not config.model_path:
             raise ValueError("pose engine: model must be the path of a .task file")
-        if not _number(config.fps) or not 0 < config.fps <= 60:
+        if not is_number(config.fps) or not 0 < config.fps <= 60:
             raise ValueError("pose engine: fps must be a number within (0, 60]")
-        if not _number(config.split_min_s) or config.split_min_s < 0:
+        if not is_number(config.split_min_s) or config.split_min_s < 0:
             raise ValueError("pose engine: split_min_s must be a number of seconds >= 0")
         for name in ("min_detection_confidence", "min_presence_confidence"):
-            if not _number(getattr(config, name)) or not 0 <= getattr(config, name) <= 1:
+            if not is_number(getattr(config, name)) or not 0 <= getattr(config, name) <= 1:
                 raise ValueError(f"pose engine: {name} must be within 0..1")
         if (
-            not _number(config.min_tracking_confidence)
+            not is_number(config.min_tracking_confidence)
             or not 0 <= config.min_tracking_confidence <= 1
         ):
             raise ValueError("pose engine: min_tracking_confidence must be within 0..1")
@@ -122,17 +113,7 @@ class PoseEngineConfig:
     def resolved_model_path(self, env: Mapping[str, str] | None = None) -> Path:
         """The model file: the path as given if it exists, else a bare file name in
         ``$MEGACITY_MODELS_DIR``; the path as given when neither exists."""
-        path = Path(self.model_path).expanduser()
-        models_dir = (os.environ if env is None else env).get(MODELS_DIR_ENV)
-        if not path.exists() and models_dir and path.name == self.model_path:
-            candidate = Path(models_dir).expanduser() / path.name
-            if candidate.exists():
-                path = candidate
-        return path.resolve()
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return model_file(self.model_path, env)
 
 
 class PoseEngine:

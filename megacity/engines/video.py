@@ -101,6 +101,20 @@ def probe_video(data: bytes, *, max_seconds: float) -> VideoInfo:
     )
 
 
+def video_duration(data: bytes, *, max_seconds: float) -> float:
+    """A video's duration (s) from its header, without decoding a frame (packet times when
+    the header has none); the 4xx of a file that is not a video or is over `max_seconds`."""
+    if not data:
+        raise BadRequest("the video file is empty", code="empty_video", param="file")
+    with _open(data) as container:
+        declared = _declared_duration(container, _video_stream(container))
+    if declared is None:
+        return _scanned_duration(data, max_seconds)
+    if declared > max_seconds + _SLACK_S:
+        raise too_long("video", declared, max_seconds)
+    return declared
+
+
 def sample_frames(
     source: VideoSource,
     *,
@@ -298,4 +312,5 @@ __all__ = [
     "probe_video",
     "sample_frames",
     "to_rgb",
+    "video_duration",
 ]

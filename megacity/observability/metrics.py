@@ -13,6 +13,7 @@ from megacity.routing.node_state import NodeState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _ROUTE_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01)
+_STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 # Per-node gauges, read from the balancer's state at scrape time: (name, help, value).
@@ -131,9 +132,39 @@ class Metrics:
             ["policy", "reason"],
             registry=self.registry,
         )
+        self._pipeline()
         self.registry.register(_NodeCollector(states))
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
         self._route_children: dict[tuple[str, str], Counter] = {}
+
+    def _pipeline(self) -> None:
+        """The multimodal tutor's metrics: per stage, degraded engines, fallbacks."""
+        self._stage_seconds = Histogram(
+            "megacity_pipeline_stage_seconds",
+            "Time of one multimodal pipeline stage (input, extract and each extractor, fuse,"
+            " core, accelerator, compose)",
+            ["scenario", "stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self._stages = Counter(
+            "megacity_pipeline_stages",
+            "Multimodal pipeline stages by outcome (ok, degraded, timeout, failed, cancelled)",
+            ["scenario", "stage", "outcome"],
+            registry=self.registry,
+        )
+        self._degraded = Counter(
+            "megacity_pipeline_degraded",
+            "Optional engines that failed or missed their deadline (the answer went on)",
+            ["scenario", "engine", "reason"],
+            registry=self.registry,
+        )
+        self._fallbacks = Counter(
+            "megacity_pipeline_fallbacks",
+            "LLM steps replaced by the deterministic composer (invalid, timeout, failed, moderated)",
+            ["scenario", "step", "reason"],
+            registry=self.registry,
+        )
 
     def observe_request(self, labels: tuple[str, str, str, str, str], seconds: float) -> None:
         """Count one answered request; label children are cached (they cost µs to look up)."""
@@ -173,6 +204,17 @@ class Metrics:
         self._safety.labels(check, outcome, zone).inc()
         if self.rolling is not None:
             self.rolling.event(("safety", check, outcome, zone))
+
+    def pipeline_stage(self, scenario: str, stage: str, outcome: str, seconds: float) -> None:
+        """One multimodal pipeline stage finished (or was cut) after `seconds`."""
+        self._stage_seconds.labels(scenario, stage).observe(seconds)
+        self._stages.labels(scenario, stage, outcome).inc()
+
+    def pipeline_degraded(self, scenario: str, engine: str, reason: str) -> None:
+        self._degraded.labels(scenario, engine, reason).inc()
+
+    def pipeline_fallback(self, scenario: str, step: str, reason: str) -> None:
+        self._fallbacks.labels(scenario, step, reason).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from megacity.db import Database
 from megacity.db.objects import record_object
@@ -26,6 +26,7 @@ from megacity.engines.generation import SpeechRequest
 from megacity.engines.image import ImageRequest
 from megacity.errors import MegaCityError
 from megacity.jobs import Handlers, JobContext, PermanentJobError
+from megacity.pipelines.origin import JobOrigin
 from megacity.routing.context import RequestContext
 from megacity.routing.generation import GenerationGateway
 from megacity.storage import ObjectInfo, ObjectStore, keys
@@ -36,23 +37,12 @@ TTS = "tts"
 ANONYMOUS = "anonymous"  # the key segment of jobs submitted without a user id
 
 
-class GenerationPayload(BaseModel):
+class GenerationPayload(JobOrigin):
     """A generation job's payload: the model decided at submission, the engine request,
     and who submitted it from where (the request context the job runs with)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    request_id: str = Field(max_length=200)
-    zone: str | None = None
-    region: str | None = None
-    user_id: str | None = None
     model: str
     request: dict[str, Any]
-
-    def context(self) -> RequestContext:
-        return RequestContext(
-            request_id=self.request_id, zone=self.zone, region=self.region, user_id=self.user_id
-        )
 
 
 def job_payload(
@@ -60,12 +50,7 @@ def job_payload(
 ) -> dict[str, Any]:
     """The JSON payload of a thumbnail (ImageRequest) or TTS (SpeechRequest) job."""
     return GenerationPayload(
-        request_id=ctx.request_id,
-        zone=ctx.zone,
-        region=ctx.region,
-        user_id=ctx.user_id,
-        model=model,
-        request=asdict(request),
+        **JobOrigin.fields_of(ctx), model=model, request=asdict(request)
     ).model_dump()
 
 

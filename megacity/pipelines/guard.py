@@ -91,11 +91,21 @@ class LLMGuard:
             for text in (limits.user_llm_tokens, limits.service_llm_tokens, limits.zone_llm_tokens)
         )
 
-    async def before(self, caller: Caller, payload: dict[str, Any], *, chat: bool) -> Guarded:
-        """Check the prompt, take its token budget and mask its PII (payload edited in place)."""
+    async def before(
+        self,
+        caller: Caller,
+        payload: dict[str, Any],
+        *,
+        chat: bool,
+        fingerprint: str | None = None,
+    ) -> Guarded:
+        """Check the prompt, take its token budget and mask its PII (payload edited in place).
+
+        `fingerprint` replaces the prompt as what the repeated-prompt detector counts (a
+        request whose media, not its text, make it what it is)."""
         texts = _chat_texts(payload["messages"]) if chat else _prompt_texts(payload["prompt"])
         prompt = "\n".join(texts)
-        await self._abuse(caller, prompt)
+        await self._abuse(caller, prompt if fingerprint is None else fingerprint)
         await self._firewall(caller, payload["messages"] if chat else None, prompt)
         await self.moderate_input(caller, prompt)
         if self.log_prompts:  # opt-in (MEGACITY_LOG_PROMPTS), and masked even then

@@ -9,31 +9,39 @@ import orjson
 
 from megacity.config.topology import Tier
 from megacity.prompts.library import StrategyLibrary
+from megacity.routing.chat_media import ChatMedia
 from megacity.routing.context import RequestContext
 from megacity.routing.conversation import route_hint
 from megacity.routing.dispatch import Admission, Answer, Dispatcher
+from megacity.routing.modality import part_modalities
 from megacity.routing.selector import Decision, ModelSelector, PromptInfo
 
 NO_STRATEGY = "none"
 
 
 def chat_prompt(messages: Sequence[dict[str, Any]]) -> PromptInfo:
-    """Classifier input of a chat: the last user turn's text, multimodal parts, turn count."""
+    """Classifier input of a chat: the last user turn's text, multimodal parts, turn count,
+    and the modalities the non-text parts of any message need."""
     text = ""
     parts = 0
     turns = 0
+    kinds: set[str] = set()
     for message in messages:
-        if message.get("role") != "user":
-            continue
-        turns += 1
         content = message.get("content")
+        user = message.get("role") == "user"
+        turns += user
         if isinstance(content, str):
-            text = content
+            text = content if user else text
         elif isinstance(content, list):
-            texts = [p.get("text") or "" for p in content if isinstance(p, dict)]
-            text = "\n".join(t for t in texts if isinstance(t, str))
-            parts += sum(1 for p in content if isinstance(p, dict) and p.get("type") != "text")
-    return PromptInfo(text=text, multimodal_parts=parts, turns=max(turns, 1))
+            other = [p.get("type") for p in content if isinstance(p, dict)]
+            other = [k for k in other if k != "text"]
+            kinds.update(str(k) for k in other)
+            if user:
+                texts = [p.get("text") or "" for p in content if isinstance(p, dict)]
+                text = "\n".join(t for t in texts if isinstance(t, str))
+                parts += len(other)
+    needed = part_modalities(kinds) if kinds else frozenset()
+    return PromptInfo(text=text, multimodal_parts=parts, turns=max(turns, 1), modalities=needed)
 
 
 def completion_prompt(prompt: str | list[str]) -> PromptInfo:
@@ -45,11 +53,16 @@ class LLMGateway:
     """Chat and completion requests: zone/tier/locale model choice, strategy, node, failover."""
 
     def __init__(
-        self, selector: ModelSelector, strategies: StrategyLibrary, dispatcher: Dispatcher
+        self,
+        selector: ModelSelector,
+        strategies: StrategyLibrary,
+        dispatcher: Dispatcher,
+        media: ChatMedia | None = None,
     ) -> None:
         self._selector = selector
         self._strategies = strategies
         self._dispatcher = dispatcher
+        self._media = media  # image/video/audio parts; None: sent as they came
 
     async def chat(
         self,
@@ -59,15 +72,26 @@ class LLMGateway:
         *,
         tier_floor: Tier | None = None,
     ) -> Answer:
-        """Route a chat completion; `payload` is the client's JSON (extra fields pass through)."""
+        """Route a chat completion; `payload` is the client's JSON (extra fields pass through).
+
+        Non-text parts are fetched, checked and inlined here, for the chosen model."""
         messages: list[dict[str, Any]] = payload["messages"]
-        decision = self._selector.select(
-            payload["model"], ctx, chat_prompt(messages), tier_floor=tier_floor
-        )
+        prompt = chat_prompt(messages)
+        decision = self._selector.select(payload["model"], ctx, prompt, tier_floor=tier_floor)
+        if prompt.modalities and self._media is not None:
+            await self._media.prepare(payload, decision.model)
+            messages = payload["messages"]
         strategy = self.strategy_for(ctx, decision)
         if strategy is not None and not any(m.get("role") == "system" for m in messages):
             system = self._strategies.get(strategy).template(decision.locale).system
             payload["messages"] = [{"role": "system", "content": system.strip()}, *messages]
+        return await self._send(ctx, decision, payload, "/v1/chat/completions", started)
+
+    async def chat_as(
+        self, ctx: RequestContext, decision: Decision, payload: dict[str, Any], started: float
+    ) -> Answer:
+        """A chat for a model the caller decided (a pipeline's step), sent as it is: its
+        media parts are the pipeline's own data URLs, its system prompt is its own."""
         return await self._send(ctx, decision, payload, "/v1/chat/completions", started)
 
     async def complete(

@@ -18,6 +18,7 @@ class ResolvedModel:
     tier: Tier | None
     version: str | None
     served_as: str  # the model id put in the upstream request
+    modalities: tuple[str, ...] = ("text",)  # what its chat accepts (topology `modalities`)
 
 
 class ModelRegistry:
@@ -88,6 +89,7 @@ class ModelRegistry:
                 "tier": m.tier.value if m.tier else None,
                 "aliases": list(m.aliases),
                 "locales": dict(m.locales),
+                "modalities": list(m.modalities),
                 "active_version": self._active[m.name],
                 "versions": [
                     {
@@ -110,6 +112,8 @@ class ModelRegistry:
             (v.served_as for v in model.versions if v.version == version and v.served_as),
             model.name,
         )
-        resolved = ResolvedModel(model.name, model.engine, model.tier, version, served_as)
+        resolved = ResolvedModel(
+            model.name, model.engine, model.tier, version, served_as, model.modalities
+        )
         self._resolved[name] = resolved
         return resolved

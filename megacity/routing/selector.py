@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from megacity.config.topology import LOCALES, TIERS, Engine, Tier, Topology, Zone
 from megacity.errors import BadRequest, Forbidden
+from megacity.routing import modality
 from megacity.routing.classifier import Classification, classify
 from megacity.routing.context import RequestContext
 from megacity.routing.registry import ModelRegistry, ResolvedModel
@@ -20,6 +21,7 @@ class PromptInfo:
     text: str
     multimodal_parts: int = 0
     turns: int = 1
+    modalities: frozenset[str] = frozenset()  # what its non-text parts need (image, video …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,8 @@ class ModelSelector:
                     param="model",
                 )
             model = self._registry.resolve(name)
+            if prompt.modalities:
+                modality.check_named(model, prompt.modalities, zone)
             return Decision(zone_id, locale, model, model.tier, auto=False)
         floor = zone.tiers.min
         if tier_floor is not None and tier_floor.rank > floor.rank:
@@ -102,7 +106,21 @@ class ModelSelector:
         )
         name = self._model_for_tier(zone_id, zone, result.tier)
         model = self._registry.resolve(self._registry.localized(name, locale))
-        return Decision(zone_id, locale, model, result.tier, auto=True, classification=result)
+        if prompt.modalities and modality.missing(model.modalities, prompt.modalities):
+            model = modality.pick(
+                self._registry, zone_id, zone, result.tier, locale, prompt.modalities
+            )
+        tier = model.tier if model.engine is Engine.VISION and model.tier else result.tier
+        return Decision(zone_id, locale, model, tier, auto=True, classification=result)
+
+    def for_tier(self, ctx: RequestContext, tier: Tier) -> Decision:
+        """The zone's model for `tier`, clamped to the zone's bounds (pipelines' LLM steps)."""
+        zone_id, zone = self.zone(ctx)
+        locale = self.locale(ctx, zone)
+        rank = min(max(tier.rank, zone.tiers.min.rank), zone.tiers.max.rank)
+        name = self._model_for_tier(zone_id, zone, TIERS[rank])
+        model = self._registry.resolve(self._registry.localized(name, locale))
+        return Decision(zone_id, locale, model, TIERS[rank], auto=True)
 
     def select_engine(self, engine: Engine, requested: str | None, ctx: RequestContext) -> Decision:
         """The model for a non-LLM request: the named one (checked), else the zone's default."""

@@ -67,6 +67,9 @@ _LAYOUT: tuple[tuple[re.Pattern[str], Kind], ...] = tuple(
         (rf"ai-models/{_SEG}/{_SEG}/{_SEG}", Kind.MODEL),
         (rf"kzone/generated/{_SEG}/{_SEG}\.[a-z0-9]+", Kind.GENERATED),
         (rf"kzone/voice/references/{_SEG}/contour\.npz", Kind.CONTOUR),
+        (rf"kzone/multimodal/{_SEG}/{_STAMP}-video\.bin", Kind.VIDEO),
+        (rf"kzone/multimodal/{_SEG}/{_STAMP}-audio\.bin", Kind.AUDIO),
+        (rf"kzone/multimodal/{_SEG}/{_STAMP}-image[0-9]+\.bin", Kind.IMAGE),
     )
 )
 
@@ -219,3 +222,14 @@ def generated_key(user_id: str, name: str, ext: str) -> ObjectKey:
     """
     uid = segment(user_id, "user_id")
     return _key(Kind.GENERATED, "kzone/generated", uid, f"{segment(name, 'name')}.{extension(ext)}")
+
+
+def multimodal_input_key(user_id: str, media: str, *, at: datetime | None = None) -> ObjectKey:
+    """kzone/multimodal/{user_id}/{timestamp}-{media}.bin: an input a multimodal job reads
+    (``video``, ``audio``, ``image0`` …), deleted when the job ends."""
+    kinds = {"video": Kind.VIDEO, "audio": Kind.AUDIO}
+    kind = kinds.get(media, Kind.IMAGE)
+    if media not in kinds and not re.fullmatch(r"image[0-9]{1,2}", media):
+        raise _invalid("a multimodal input is video, audio or image<N>", "media")
+    stem = f"{timestamp(at)}-{media}"
+    return _key(kind, "kzone/multimodal", segment(user_id, "user_id"), f"{stem}.bin")

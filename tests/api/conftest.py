@@ -7,6 +7,7 @@ import pytest
 
 from megacity.testing import AuthKit
 from tests.api.cluster import Cluster, start_cluster
+from tests.hf_server import TransformersServer
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +35,21 @@ def generation_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
         "image": build_tiny_sd(root / "tiny-sd"),
         "tts": build_tiny_vits(root / "tiny-vits", uroman=True),
     }
+
+
+@pytest.fixture(scope="session")
+def hf_server() -> Iterator[TransformersServer]:
+    """One `transformers serve` for the session; models load on their first request."""
+    server = TransformersServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory, hf_server: TransformersServer) -> str:
+    """The tiny LLaVA's folder, built and loaded into the server (its model id)."""
+    from tests.vlm_models import build_tiny_llava
+
+    folder = str(build_tiny_llava(tmp_path_factory.mktemp("tiny-llava")))
+    hf_server.chat(folder, "warm up")
+    return folder

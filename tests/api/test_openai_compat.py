@@ -73,22 +73,25 @@ def test_auto_picks_zone_tier_locale_model(
     assert (raw.headers["X-MegaCity-Model"], raw.headers["X-MegaCity-Tier"]) == (model, tier)
 
 
-def test_multimodal_parts_go_to_70b(cluster: Cluster) -> None:
+def test_image_parts_never_go_to_a_text_only_model(cluster: Cluster) -> None:
+    # The classifier puts a picture at the 70b tier, but this zone's 70b model reads text
+    # only and the zone has no vision model: a clear 400, never the text model's own error.
     client = cluster.client(**{"X-Zone": "edu"})
-    raw = client.chat.completions.with_raw_response.create(
-        model="auto",
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "What is in this picture?"},
-                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-                ],
-            }
-        ],
-    )
-    assert raw.headers["X-MegaCity-Tier"] == "70b"
-    assert raw.headers["X-MegaCity-Model"] == "huge-70b"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="auto",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is in this picture?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                    ],
+                }
+            ],
+        )
+    error = info.value.body
+    assert isinstance(error, dict) and error["code"] == "no_vision_model" and error["zone"] == "edu"
 
 
 def test_two_nodes_share_the_load_and_region_is_preferred(cluster: Cluster) -> None:

@@ -84,7 +84,17 @@ def test_example_llm_nodes_are_remote_and_urls_are_normalised(example: Topology)
             assert not node.in_process
             assert node.url.startswith("http://") and not node.url.endswith("/")
     in_process = {n.name for n in example.nodes if n.in_process}
-    assert in_process == {"speech-local", "pose-local", "image-local", "tts-local"}
+    assert in_process == {"speech-local", "pose-local", "image-local", "tts-local", "face-local"}
+    vision = [n for n in example.nodes if n.engine is Engine.VISION]
+    assert [n.name for n in vision] == ["gpu-seoul-vl"] and not vision[0].in_process
+
+
+def test_example_vision_model_and_zones(example: Topology) -> None:
+    vl = example.model("qwen2-vl-7b")
+    assert vl.engine is Engine.VISION and set(vl.modalities) == {"text", "image", "video"}
+    assert example.model("qwen2.5-72b").modalities == ("text",)  # the default
+    for zone in ("ktube", "dreamseed"):
+        assert example.zones[zone].engines[Engine.VISION] == "qwen2-vl-7b"
 
 
 def test_example_models_tiers_and_active_versions(example: Topology) -> None:
@@ -220,6 +230,36 @@ BAD: list[tuple[str, Mutation, tuple[str, ...]]] = [
         ("models.qwen2.5-72b", "needs a tier"),
     ),
     ("no regions", lambda d: d.update(regions=[]), ("regions",)),
+    (
+        "vision node with url local",
+        lambda d: _node(d, "gpu-seoul-vl").update(url="local"),
+        ("nodes.gpu-seoul-vl.url", "vision nodes are remote"),
+    ),
+    (
+        "remote face node",
+        lambda d: _node(d, "face-local").update(url="http://10.0.0.9:8000"),
+        ("nodes.face-local.url", "face nodes run in-process"),
+    ),
+    (
+        "vision model that sees nothing",
+        lambda d: _model(d, "qwen2-vl-7b").update(modalities=["text"]),
+        ("models.qwen2-vl-7b", "image (or video)"),
+    ),
+    (
+        "modalities without text",
+        lambda d: _model(d, "qwen2-vl-7b").update(modalities=["image"]),
+        ("models.qwen2-vl-7b", "must include text"),
+    ),
+    (
+        "unknown modality",
+        lambda d: _model(d, "qwen2-vl-7b").update(modalities=["text", "smell"]),
+        ("models.qwen2-vl-7b.modalities",),
+    ),
+    (
+        "zone vision entry naming an llm model",
+        lambda d: d["zones"]["ktube"]["engines"].update(vision="llama-3.1-8b"),
+        ("zones.ktube.engines.vision", "llama-3.1-8b"),
+    ),
 ]
 
 

@@ -141,13 +141,15 @@ def test_names_by_engine(registry: ModelRegistry) -> None:
     }
     assert registry.names(Engine.IMAGE) == ["sdxl-turbo"]
     assert registry.names(Engine.TTS) == ["mms-tts-kor"]
-    assert len(registry.names()) == 9
+    assert registry.names(Engine.VISION) == ["qwen2-vl-7b"]
+    assert registry.names(Engine.FACE) == ["face-landmarker"]
+    assert len(registry.names()) == 11
 
 
 def test_describe_shape(registry: ModelRegistry) -> None:
     registry.activate("seoul-medium-kr", "v2")
     described = {m["name"]: m for m in registry.describe()}
-    assert len(described) == 9
+    assert len(described) == 11
     seoul = described["seoul-medium-kr"]
     assert set(seoul) == {
         "name",
@@ -155,6 +157,7 @@ def test_describe_shape(registry: ModelRegistry) -> None:
         "tier",
         "aliases",
         "locales",
+        "modalities",
         "active_version",
         "versions",
         "description",
@@ -168,6 +171,8 @@ def test_describe_shape(registry: ModelRegistry) -> None:
         ("v1", "seoul-medium-kr-v1", False),
         ("v2", "seoul-medium-kr-v2", True),
     ]
+    assert seoul["modalities"] == ["text"]
+    assert described["qwen2-vl-7b"]["modalities"] == ["text", "image", "video"]
     whisper = described["whisper-large-v3"]
     assert (whisper["engine"], whisper["tier"], whisper["active_version"]) == ("speech", None, None)
     assert whisper["versions"] == []
