@@ -408,6 +408,8 @@ class Services:
             prompts=StrategyLibrary.load(MULTIMODAL_PROMPTS),
             policy=s.multimodal,
             max_pixels=s.media_max_pixels,
+            voices=self.voice_references,
+            max_audio_s=s.speech_max_audio_s,
         )
         # The job service is read when a summary is spoken: it registers the tutor's job.
         voice = SpokenSummary(self.generation, lambda: self.jobs, s.tts_max_chars)

@@ -19,6 +19,7 @@ class StageDeadlines(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     speech: float = Field(default=60.0, gt=0)
+    prosody: float = Field(default=30.0, gt=0)
     pose: float = Field(default=90.0, gt=0)
     face: float = Field(default=60.0, gt=0)
     vision: float = Field(default=30.0, gt=0)

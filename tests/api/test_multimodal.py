@@ -25,9 +25,10 @@ from tests.api.multimodal_cluster import (
     sse_events,
     start_multimodal,
 )
-from tests.audio import require_espeak
+from tests.audio import require_espeak, shared_refs, shared_wav
 
 SCRIPT = "저는 매일 아침 커피를 마십니다."
+SHARED_LINE = shared_refs()["ko2"][1]  # what ../shared/audio/ko2.wav says
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +80,12 @@ def test_a_drama_line_on_video_gets_one_structured_answer(mm: MultimodalCluster)
         {"text": "Raise your left arm higher.", "time_s": 0.5, "part": "left_arm"}
     ]
     signals = body["features"]["signals"]
-    assert set(signals) == {"speech", "face", "pose"} and body["degraded"] == []
+    assert set(signals) == {"speech", "prosody", "face", "pose"} and body["degraded"] == []
     assert signals["face"]["expressions"]["smile"]["share"] > 0.5  # the astronaut smiles
+    prosody = signals["prosody"]  # espeak-ng's voice: a pitch, a range, an end of the line
+    assert 60 < prosody["median_f0_hz"] < 400 and prosody["range_semitones"] > 0
+    assert prosody["final_direction"] in {"rise", "fall", "level"}
+    assert prosody["reference"] is None and "prosody" not in body["scores"]
     speech = signals["speech"]
     assert speech["pronunciation"]["words"][0]["reference"] == "저는"
     # scores are the engines' own numbers, never an LLM's
@@ -89,6 +94,31 @@ def test_a_drama_line_on_video_gets_one_structured_answer(mm: MultimodalCluster)
     assert set(body["timings_ms"]) >= {"input", "extract", "fuse", "core", "accelerator", "total"}
     llm_body = mm.llm.stats()["last_body"]
     assert llm_body["model"] == "fast-7b" and llm_body["response_format"]["type"] == "json_schema"
+
+
+def test_a_drama_line_against_the_actors_reading_gets_a_prosody_score(
+    mm: MultimodalCluster,
+) -> None:
+    with mm.client() as http:
+        ref = http.post(
+            "/api/v1/kzone/voice/references",
+            files={"file": ("actor.wav", shared_wav("ko2"), "audio/wav")},
+            data={"text": SHARED_LINE, "language": "ko", "mode": "shadowing", "title": "아침"},
+        )
+        assert ref.status_code == 201, ref.text
+        rid = ref.json()["id"]
+        r = _drama(http, text="Did I sound like the actor?", reference_id=rid)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["scenario"] == "drama_coach" and body["degraded"] == []
+    signals = body["features"]["signals"]
+    against = signals["prosody"]["reference"]
+    # the learner's line is the actor's own recording: the contours agree
+    assert against["reference_id"] == rid and against["mode"] == "shadowing"
+    assert against["score"] >= 80
+    assert against["detail"]["intonation"]["contour_correlation"] > 0.8
+    assert body["scores"]["prosody"] == round(against["score"], 1)  # the engine's number
+    assert signals["pose"]["dance"] is None  # a voice reference is not a dance to score
 
 
 def test_a_dance_video_against_a_reference(mm: MultimodalCluster) -> None:

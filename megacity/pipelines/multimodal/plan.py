@@ -37,10 +37,12 @@ PLANS: dict[Scenario, Plan] = {
         Scenario.DANCE_COACH, ("pose",), ("vision", "face"), True, "a video or a photo"
     ),
     Scenario.DRAMA_COACH: Plan(
-        Scenario.DRAMA_COACH, ("speech",), ("face", "pose"), True, "a video or audio"
+        Scenario.DRAMA_COACH, ("speech",), ("prosody", "face", "pose"), True, "a video or audio"
     ),
     Scenario.HOMEWORK: Plan(Scenario.HOMEWORK, ("vision",), (), True, "an image"),
-    Scenario.GENERAL: Plan(Scenario.GENERAL, (), ("speech", "vision", "face"), False, "anything"),
+    Scenario.GENERAL: Plan(
+        Scenario.GENERAL, (), ("speech", "prosody", "vision", "face"), False, "anything"
+    ),
 }
 
 
@@ -49,10 +51,12 @@ def choose(request: TutorRequest) -> Scenario:
     if request.scenario is not Scenario.AUTO:
         return request.scenario
     moving = request.video is not None
-    if request.reference_id and (moving or request.images):
-        return Scenario.DANCE_COACH
+    # A line to perform makes it drama (its reference, if any, is the actor's reading);
+    # a reference without a script is a dance to follow.
     if request.script and (moving or request.audio is not None):
         return Scenario.DRAMA_COACH
+    if request.reference_id and (moving or request.images):
+        return Scenario.DANCE_COACH
     if request.images and not moving and request.audio is None:
         return Scenario.HOMEWORK
     if (moving or request.images) and _DANCE_WORDS.search(request.text):

@@ -28,6 +28,7 @@ from megacity.routing.context import RequestContext
 
 if TYPE_CHECKING:
     from megacity.pipelines.dance import DanceLab
+    from megacity.pipelines.voice_references import VoiceReferences
     from megacity.prompts.library import StrategyLibrary
     from megacity.routing.face import FaceGateway
     from megacity.routing.gateway import LLMGateway
@@ -58,6 +59,8 @@ class Tools:
     prompts: StrategyLibrary
     policy: MultimodalPolicy
     max_pixels: int
+    voices: VoiceReferences | None = None  # voice references, for prosody against one
+    max_audio_s: float = 600.0  # the longest audio prosody tracks (MEGACITY_SPEECH_MAX_AUDIO_S)
 
 
 @dataclass

@@ -11,10 +11,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from megacity.engines.upload import MediaUpload
+from megacity.errors import NotFound
 from megacity.pipelines.dance import AnalyzeOptions
 from megacity.pipelines.multimodal.extractors.base import Extractor, Job, Unavailable
 from megacity.pipelines.multimodal.findings import Anchor, Findings, Point, clock
-from megacity.pipelines.multimodal.request import TutorRequest
+from megacity.pipelines.multimodal.request import Scenario, TutorRequest
 from megacity.scoring.dance_types import WorstMoment
 
 MIN_COVERAGE = 0.2  # a person in fewer frames: no usable pose
@@ -65,10 +66,16 @@ class PoseExtractor(Extractor):
             )
         dance = None
         if request.reference_id and request.video is not None:
-            body = await self.tools.dance.analyze_keypoints(
-                job.ctx, ext.sequence(), request.reference_id, AnalyzeOptions(mirror="auto")
-            )
-            dance = _dance(request.reference_id, body)
+            try:
+                body = await self.tools.dance.analyze_keypoints(
+                    job.ctx, ext.sequence(), request.reference_id, AnalyzeOptions(mirror="auto")
+                )
+                dance = _dance(request.reference_id, body)
+            except NotFound:
+                # Outside dance coaching the reference may be a voice reference (a drama
+                # line's recording, for prosody): then there is no dance to score.
+                if job.scenario is Scenario.DANCE_COACH:
+                    raise
         return PoseFeatures(
             frames=ext.frames,
             duration_s=round(ext.duration_s, 3),
