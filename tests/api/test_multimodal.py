@@ -357,5 +357,5 @@ def test_stage_metrics_are_exported(mm: MultimodalCluster) -> None:
 def test_no_raw_media_is_kept(cluster: MultimodalCluster) -> None:
     objects = cluster.data_dir / "objects"
     kept = [p for p in objects.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    derived = ("dance/analyses", "dance/references", "kzone/generated")
+    derived = ("dance/analyses", "dance/references", "voice/references", "kzone/generated")
     assert kept and all(any(d in str(p) for d in derived) for p in kept), kept

@@ -393,3 +393,35 @@ def test_policy_merges_partial_deadlines() -> None:
     assert policy.deadlines.of("unknown") == policy.deadlines.overall
     with pytest.raises(ValueError):
         MultimodalPolicy.model_validate({"inline_max_video_s": 500, "max_video_s": 100})
+
+
+def test_another_dance_gets_the_dance_labs_words_and_no_timing_advice() -> None:
+    from megacity.pipelines.multimodal.extractors.pose import Dance, PoseExtractor, PoseFeatures
+
+    words = {
+        "en": 'This doesn\'t look like "Next Level" yet - start with the first 8 counts.',
+        "ko": '아직 "Next Level"처럼 보이지 않아요 - 처음 8카운트부터 시작해 보세요.',
+    }
+    dance = Dance(
+        reference_id="0" * 32,
+        score=31.0,
+        body_parts={"left_arm": 20.0},
+        offset_ms=None,
+        tempo_ratio=None,
+        timing_reason="another_dance",
+        same_choreography=False,
+        match_confidence=0.9,
+        moves={"perfect": 0, "good": 0, "ok": 1, "miss": 7},
+        feedback=[words],
+        worst_moments=[],
+        timeline=[],
+        mirrored=False,
+    )
+    features = PoseFeatures(frames=80, duration_s=8.0, coverage=1.0, visible={}, dance=dance)
+    found = PoseExtractor.findings(PoseExtractor.__new__(PoseExtractor), features)
+    assert found.summary[0].en == words["en"] and found.summary[0].ko == words["ko"]
+    assert found.scores["timing"] == {"offset_ms": None, "tempo_ratio": None,
+                                      "reason": "another_dance"}  # fmt: skip
+    assert found.scores["same_choreography"] is False and found.scores["moves"]["miss"] == 7
+    said = " ".join(p.en for p in (*found.summary, *found.fixes, *found.exercises))
+    assert "ms" not in said and "behind" not in said and "ahead" not in said

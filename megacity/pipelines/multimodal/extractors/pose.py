@@ -29,10 +29,15 @@ class Dance(BaseModel):
     reference_id: str
     score: float
     body_parts: dict[str, float | None]
-    offset_ms: float
-    tempo_ratio: float
+    offset_ms: float | None  # None when timing means nothing (another dance, a still pose)
+    tempo_ratio: float | None
+    timing_reason: str | None = None  # why timing is None: another_dance, still_pose
+    same_choreography: bool = True  # whether the attempt follows the reference at all
+    match_confidence: float | None = None
+    moves: dict[str, int] = {}  # moves rated perfect / good / ok / miss
+    feedback: list[dict[str, Any]] = []  # the Dance Lab's own sentences (en, ko, time_s …)
     worst_moments: list[WorstMoment]
-    timeline: list[dict[str, float | None]]
+    timeline: list[dict[str, Any]]  # start_s, end_s, score, rating
     mirrored: bool
     overlay_url: str | None = None
     heatmap_url: str | None = None
@@ -125,7 +130,15 @@ class PoseExtractor(Extractor):
             )
         scores["dance"] = d.score
         scores["body_parts"] = d.body_parts
-        scores["timing"] = {"offset_ms": d.offset_ms, "tempo_ratio": d.tempo_ratio}
+        scores["timing"] = (
+            {"offset_ms": d.offset_ms, "tempo_ratio": d.tempo_ratio}
+            if d.offset_ms is not None
+            else {"offset_ms": None, "tempo_ratio": None, "reason": d.timing_reason}
+        )
+        scores["moves"] = d.moves
+        scores["same_choreography"] = d.same_choreography
+        if not d.same_choreography:
+            return _another_dance(d, scores, fixes)
         summary = Point(
             f"Dance score {d.score:.0f}/100 against the reference.",
             f"기준 안무 대비 점수는 {d.score:.0f}점이에요.",
@@ -153,7 +166,7 @@ class PoseExtractor(Extractor):
                     weight=2.0 + (100 - m.score) / 50,
                 )
             )
-        if abs(d.offset_ms) > 150:
+        if d.offset_ms is not None and abs(d.offset_ms) > 150:
             late = d.offset_ms > 0
             fixes.append(
                 Point(
@@ -192,6 +205,41 @@ class PoseExtractor(Extractor):
         )
 
 
+def _another_dance(d: Dance, scores: dict[str, Any], fixes: list[Point]) -> Findings:
+    """The attempt does not follow the reference: the Dance Lab's own words (start with the
+    first counts), and no timing or per-moment advice, which would be about another dance."""
+    said = [
+        Point(
+            str(f["en"]),
+            str(f["ko"]),
+            Anchor(time_s=f["time_s"]) if f.get("time_s") is not None else None,
+            weight=3.0,
+        )
+        for f in d.feedback
+    ]
+    summary = (
+        said[0]
+        if said
+        else Point(
+            f"This does not look like the reference dance yet ({d.score:.0f}/100).",
+            f"아직 기준 안무와 다르게 보여요 ({d.score:.0f}점).",
+            weight=3.0,
+        )
+    )
+    exercise = Point(
+        "Learn the first 8 counts of the reference slowly, then dance them with the video.",
+        "기준 안무의 처음 8카운트를 천천히 익힌 뒤 영상에 맞춰 춰 보세요.",
+        Anchor(time_s=0.0),
+        weight=2.0,
+    )
+    return Findings(
+        scores=scores,
+        summary=(summary,),
+        fixes=(*said[1:], *fixes),
+        exercises=(exercise,),
+    )
+
+
 _PARTS_KO = {
     "head": "머리",
     "torso": "상체",
@@ -208,14 +256,21 @@ def _part_ko(part: str) -> str:
 
 def _dance(reference_id: str, body: dict[str, Any]) -> Dance:
     timing = body.get("timing") or {}
+    match = body.get("match") or {}
     timeline = body.get("timeline") or []
     step = max(1, len(timeline) // MAX_TIMELINE + (len(timeline) % MAX_TIMELINE > 0))
+    offset, tempo = timing.get("offset_ms"), timing.get("tempo_ratio")
     return Dance(
         reference_id=reference_id,
         score=float(body["score"]),
         body_parts=dict(body.get("body_parts") or {}),
-        offset_ms=float(timing.get("offset_ms", 0.0)),
-        tempo_ratio=float(timing.get("tempo_ratio", 1.0)),
+        offset_ms=None if offset is None else float(offset),
+        tempo_ratio=None if tempo is None else float(tempo),
+        timing_reason=timing.get("reason"),
+        same_choreography=bool(match.get("same_choreography", True)),
+        match_confidence=match.get("confidence"),
+        moves={k: int(v) for k, v in (body.get("moves") or {}).items()},
+        feedback=[f for f in body.get("feedback") or [] if "en" in f and "ko" in f],
         worst_moments=[WorstMoment(**m) for m in body.get("worst_moments") or []],
         timeline=timeline[::step],
         mirrored=bool(body.get("mirrored")),
