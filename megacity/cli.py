@@ -251,7 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
         "router starting",
         extra={"host": settings.host, "port": settings.port, "config": str(settings.config)},
     )
-    _run_server(app, settings.host, settings.port)
+    _run_server(app, settings.host, settings.port, settings.shutdown_grace_s)
     return 0
 
 
@@ -280,13 +280,16 @@ def _serve_workers(settings: Any, workers: int) -> int:
         http="httptools",
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
     return 0
 
 
-def _run_server(app: Any, host: str, port: int) -> None:
-    """uvicorn with uvloop + httptools, our JSON logging, no access log (we log requests)."""
+def _run_server(app: Any, host: str, port: int, shutdown_grace_s: float = 5.0) -> None:
+    """uvicorn with uvloop + httptools, our JSON logging, no access log (we log requests).
+
+    On SIGTERM it stops accepting, then gives open requests (streams) shutdown_grace_s.
+    """
     import uvicorn
 
     uvicorn.run(
@@ -297,7 +300,7 @@ def _run_server(app: Any, host: str, port: int) -> None:
         http="httptools",
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=max(1, round(shutdown_grace_s)),
     )
 
 
@@ -585,7 +588,7 @@ def _engine_node(args: argparse.Namespace, kind: str, options: dict[str, object]
         return 2
     configure_logging(settings.log_level)
     log.info(f"{kind} node starting", extra={"port": args.port, "model": model})
-    _run_server(app, args.host, args.port)
+    _run_server(app, args.host, args.port, settings.shutdown_grace_s)
     return 0
 
 

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # (gc.freeze): its full collections then walk only what requests create, not the
     # whole heap of imported modules (they took ~100 ms every couple of seconds).
     gc_freeze: bool = True
+    # On SIGTERM the server stops accepting connections, then gives the requests still open
+    # (LLM streams, uploads being scored) this long to finish before it closes them.
+    shutdown_grace_s: float = Field(default=5.0, ge=0, le=3600)
 
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     connect_timeout_s: float = Field(default=2.0, gt=0)

@@ -546,3 +546,23 @@ def test_metrics_scraped_and_dashboard_read_series_that_exist(renders: dict[str,
     for name in set(re.findall(r"\bmegacity_[a-z_]+", exprs)):
         base = re.sub(r"_(total|bucket|sum|count)$", "", name)
         assert base in router_metrics or name in engine_source, f"the dashboard reads {name}"
+
+
+def test_a_stopping_router_drains_then_gives_open_streams_their_grace(
+    renders: dict[str, Render],
+) -> None:
+    routers = [
+        r for render in renders.values() for r in render.of_kind("Deployment")
+        if r["metadata"]["name"] == f"{RELEASE}-router"
+    ]  # fmt: skip
+    assert routers, "some region runs routers"
+    for router in routers:
+        pod = router["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        drain = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        grace_env = env_of(container)["MEGACITY_SHUTDOWN_GRACE_S"]["value"]
+        settings = Settings(shutdown_grace_s=grace_env)  # the router accepts what it is given
+        assert settings.shutdown_grace_s >= 10, "an LLM stream needs more than a few seconds"
+        assert pod["terminationGracePeriodSeconds"] > drain + settings.shutdown_grace_s, (
+            "the kubelet must not kill the router before its streams had their grace"
+        )
