@@ -110,7 +110,7 @@ def test_login_never_sends_the_user_to_another_site(cluster: Cluster, kit: AuthK
 
 def test_pages_need_the_right_scope(cluster: Cluster, kit: AuthKit) -> None:
     with browser(cluster) as anonymous:
-        for path in ("/dashboard", "/demo/voice", "/demo/dance", "/demo/chat", "/docs"):
+        for path in ("/dashboard", "/demo/voice", "/demo/dance", "/demo/chat", "/demo/tutor", "/docs"):
             resp = anonymous.get(path)
             assert resp.status_code == 303, path
             assert resp.headers["location"] == "/login?next=" + path
@@ -120,6 +120,7 @@ def test_pages_need_the_right_scope(cluster: Cluster, kit: AuthKit) -> None:
     with browser(cluster) as learner:
         login(learner, kit.token("learner", scopes=("ai:use",)))
         assert learner.get("/demo/voice").status_code == 200
+        assert learner.get("/demo/tutor").status_code == 200
         assert learner.get("/docs").status_code == 200
         forbidden = learner.get("/dashboard")
         assert forbidden.status_code == 403 and "ai:admin" in forbidden.text
@@ -136,6 +137,7 @@ def test_every_page_carries_a_strict_csp(cluster: Cluster, kit: AuthKit) -> None
             "/demo/voice",
             "/demo/dance",
             "/demo/chat",
+            "/demo/tutor",
             "/docs",
         ):
             resp = client.get(path)
@@ -167,6 +169,35 @@ def test_a_pages_own_api_call_needs_the_csrf_header(cluster: Cluster, kit: AuthK
     # a request with a bearer token never looks at cookies or CSRF
     resp = httpx.post(f"{cluster.url}/v1/chat/completions", json=CHAT, headers=kit.headers())
     assert resp.status_code == 200
+
+
+def test_the_tutor_page_calls_the_multimodal_api_with_its_cookie(
+    cluster: Cluster, kit: AuthKit
+) -> None:
+    """The page offers every scenario and the zones with an LLM; its own multipart call to the
+    tutor needs the CSRF header like any other, and streams the answer back."""
+    with browser(cluster) as client:
+        login(client, kit.token("learner", scopes=("ai:use",)))
+        page = client.get("/demo/tutor")
+        assert page.status_code == 200
+        for scenario in ("auto", "dance_coach", "drama_coach", "homework", "general"):
+            assert f'<option value="{scenario}">' in page.text
+        assert '<option value="edu"' in page.text and '<option value="lite"' in page.text
+        assert '<script src="/static/js/tutor.js" defer>' in page.text
+        assert client.get("/static/js/tutor.js").status_code == 200
+        csrf = csrf_of(page.text)
+        fields = {"scenario": "general", "text": "What is 2 + 3?", "locale": "en", "stream": "true"}
+        path = "/api/v1/ai/multimodal"
+        refused = client.post(path, data=fields, files={"x": ("", b"")}, headers={"X-Zone": "lite"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+        ok = client.post(
+            path, data=fields, files={"x": ("", b"")}, headers={"X-Zone": "lite", "X-CSRF-Token": csrf}
+        )
+        assert ok.status_code == 200, ok.text
+        assert ok.headers["content-type"].startswith("text/event-stream")
+        assert "event: stage" in ok.text and "event: result" in ok.text
+    with browser(cluster) as anonymous:
+        assert anonymous.post(path, data=fields).status_code == 401
 
 
 def test_activation_is_confirmed_and_csrf_checked(cluster: Cluster, kit: AuthKit) -> None:
