@@ -331,6 +331,15 @@ TUTOR_FEEDBACK = {
 }
 
 
+WATCH_SUMMARY = """() => {
+  window.summarySeen = [];
+  const summary = document.getElementById("tutor-summary");
+  new MutationObserver(() => window.summarySeen.push(
+    [summary.textContent.length, !document.getElementById("tutor-result").hidden]
+  )).observe(summary, {childList: true, characterData: true, subtree: true});
+}"""
+
+
 def test_the_multimodal_tutor_streams_its_answer(
     page: Any, site: Site, session: tuple[Any, Console]
 ) -> None:
@@ -352,6 +361,8 @@ def test_the_multimodal_tutor_streams_its_answer(
         page.select_option("#tutor-zone", "edu")
         page.select_option("#tutor-locale", "en")
         page.fill("#tutor-text", "How do I add 1/2 and 1/3?")
+        # what the summary showed before the result came: the answer as it was written
+        page.evaluate(WATCH_SUMMARY)
         page.click("#tutor-submit")
         until(lambda: page.is_visible("#tutor-result"), "the tutor's result", 120)
         assert page.is_hidden("#tutor-error"), page.inner_text("#tutor-error")
@@ -360,7 +371,11 @@ def test_the_multimodal_tutor_streams_its_answer(
             for s in ("input", "extract", "core", "accelerator")
         }
         assert stages["input"] == stages["accelerator"] == "end", stages
+        assert stages["core"] == "skipped"  # general: the accelerator answers alone
         assert page.inner_text("#tutor-summary") == TUTOR_FEEDBACK["summary"]
+        seen = page.evaluate("window.summarySeen")
+        written = [n for n, done in seen if not done]
+        assert any(0 < n < len(TUTOR_FEEDBACK["summary"]) for n in written), seen
         assert page.locator("#tutor-fixes li.fix").count() == 1
         assert page.inner_text("#tutor-next") == TUTOR_FEEDBACK["next_exercise"]
         sources = page.inner_text("#tutor-sources")

@@ -117,6 +117,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "dash.total": ("합계", "Total"),
     "dash.requests": ("요청", "requests"),
     "dash.zones": ("존별 사용량", "Usage by zone"),
+    "dash.groups": ("사용자 그룹별 사용량", "Usage by user group"),
+    "dash.groups.hint": (
+        "그룹은 토큰의 group 클레임입니다(megacity token issue --group). 그룹이 없는 토큰, API 키, "
+        "인증이 꺼진 요청은 '그룹 없음'으로 셉니다. 토큰 수는 엔진이 usage로 알려 준 LLM 토큰입니다.",
+        "A group is a token's group claim (megacity token issue --group); tokens without one, "
+        "API keys and requests with auth off count as 'no group'. Tokens are the LLM tokens "
+        "the engines reported in usage.",
+    ),
+    "dash.groups.none": ("그룹 없음", "no group"),
     "dash.failovers": ("페일오버", "Failovers"),
     "dash.upstream_errors": ("노드 오류", "Node errors"),
     "dash.jobs": ("작업 큐", "Job queue"),
@@ -152,6 +161,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col.requests": ("요청", "Requests"),
     "col.from_node": ("실패한 노드", "From node"),
     "col.count": ("횟수", "Count"),
+    "col.group": ("그룹", "Group"),
+    "col.share": ("비중", "Share"),
+    "col.tokens": ("토큰", "Tokens"),
     "col.kind": ("종류", "Kind"),
     "col.check": ("검사", "Check"),
     "col.outcome": ("결과", "Outcome"),
@@ -350,6 +362,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tutor.stage.core": ("추론", "reasoning"),
     "tutor.stage.accelerator": ("답 쓰기", "writing the answer"),
     "tutor.running": ("진행 중…", "running…"),
+    "tutor.skipped": ("건너뜀", "skipped"),
     "tutor.answer": ("답", "Answer"),
     "tutor.strengths": ("잘한 점", "Strengths"),
     "tutor.fixes": ("고칠 점", "To fix"),

@@ -227,6 +227,10 @@
 
   function render(result) {
     $("tutor-answer").hidden = false;
+    document.querySelectorAll('#tutor-stages li[data-status="pending"]').forEach(function (li) {
+      li.setAttribute("data-status", "skipped");  // the plan left it out (general: no core)
+      M.text(li.querySelector(".state"), i18n("skipped"));
+    });
     M.text($("tutor-summary"), result.summary);
     fill($("tutor-strengths"), (result.strengths || []).map(function (s) { return M.el("li", null, s); }));
     fill($("tutor-fixes"), (result.fixes || []).slice().sort(function (a, b) {
@@ -234,6 +238,7 @@
     }).map(fixItem));
     M.text($("tutor-next"), result.next_exercise);
     renderScores(result.scores);
+    $("tutor-scores-box").hidden = !Object.keys(result.scores || {}).length;
     var pose = result.features && result.features.signals && result.features.signals.pose;
     renderTimeline((pose && pose.timeline) || []);
     var hints = result.hints || {};
