@@ -397,6 +397,30 @@ def test_the_multimodal_tutor_streams_its_answer(
             node.configure(reply=None)
 
 
+def test_the_dashboard_shows_usage_by_user_group(page: Any, site: Site) -> None:
+    chat = {"model": "small-7b", "messages": [{"role": "user", "content": "What is a noun?"}]}
+    for group, times in (("school-a", 3), ("school-b", 1)):
+        headers = site.kit.headers(f"learner-{group}", group=group)
+        for _ in range(times):
+            resp = httpx.post(
+                f"{site.url}/v1/chat/completions",
+                json=chat,
+                headers={**headers, "X-Zone": "lite"},
+                timeout=30,
+            )
+            assert resp.status_code == 200, resp.text
+    page.goto(f"{site.url}/dashboard?window=5m")
+    row = '#groups-table tr[data-group="{}"] td.requests'
+    until(
+        lambda: page.locator(row.format("school-b")).count() == 1,
+        "school-b's row (the panels refresh every 5 s)",
+    )
+    assert int(page.inner_text(row.format("school-a"))) == 3
+    assert int(page.inner_text(row.format("school-b"))) == 1
+    page.locator("#groups").scroll_into_view_if_needed()
+    screenshot(page, "15-dashboard-groups")
+
+
 def test_the_api_docs_load_from_the_package(page: Any, site: Site) -> None:
     page.goto(f"{site.url}/docs")
     page.wait_for_selector(".swagger-ui .opblock")
