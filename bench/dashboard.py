@@ -81,6 +81,9 @@ def _node(name: str, engine: str, models: list[str], k: int) -> dict[str, Any]:
     }
 
 
+GROUPS = [f"school-{i:02d}" for i in range(30)]  # user groups (token `group` claims)
+
+
 def fill(stats: RollingStats, clock: list[float], seconds: float, seed: int) -> int:
     """`seconds` of history at RATE requests/s over every (engine, model, zone, node)."""
     rng = random.Random(seed)
@@ -94,7 +97,8 @@ def fill(stats: RollingStats, clock: list[float], seconds: float, seed: int) -> 
         latency = rng.lognormvariate(-3.0 if engine == "llm" else -1.5, 0.8)
         status = 502 if rng.random() < 0.01 else (429 if rng.random() < 0.02 else 200)
         ttft = latency / 8 if engine == "llm" and rng.random() < 0.5 else None
-        stats.record(engine, model, node, zone, status, latency, ttft)
+        group = GROUPS[rng.randrange(len(GROUPS))]
+        stats.record(engine, model, node, zone, status, latency, ttft, group, 40)
         if rng.random() < 0.01:
             stats.event(("failover", model, node))
         clock[0] += rng.expovariate(RATE)
@@ -176,7 +180,7 @@ async def hot_path(rounds: int) -> list[list[str]]:
     started = time.perf_counter()
     for i in range(n):
         e, m, z, node = keys[i % 200]
-        stats.record(e, m, node, z, 200, 0.012, 0.003 if i % 2 else None)
+        stats.record(e, m, node, z, 200, 0.012, 0.003 if i % 2 else None, GROUPS[i % 7], 40)
     record_us = (time.perf_counter() - started) / n * 1e6
 
     async def app(scope: Any, receive: Any, send: Any) -> None:

@@ -559,6 +559,7 @@ class AuthKit:
         zones: tuple[str, ...] | None = None,
         ttl_s: int = 600,
         region: str | None = None,
+        group: str | None = None,
     ) -> str:
         from megacity.auth import issue_token
 
@@ -570,6 +571,7 @@ class AuthKit:
             scopes=scopes,
             zones=zones,
             ttl_s=ttl_s,
+            group=group,
         )
 
     def headers(self, subject: str = "learner-1", **kwargs: Any) -> dict[str, str]:

@@ -11,7 +11,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from megacity.observability.metrics import Metrics
-from megacity.observability.rolling import RollingStats
+from megacity.observability.rolling import NO_GROUP, RollingStats
+from megacity.routing.tokens import find_usage
 
 log = logging.getLogger("megacity.access")
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
@@ -21,7 +22,10 @@ class RequestMiddleware:
     """Times every HTTP request to its last byte; handlers put labels in scope['state']['route'].
 
     The region of the node that served (`regions`: node name → region) goes into the
-    X-MegaCity-Region header and the log line, for every engine alike.
+    X-MegaCity-Region header and the log line, for every engine alike. The rolling
+    aggregates also count the request under its caller's user group (a token's `group`
+    claim) with the LLM tokens the answer's `usage` reports (read from its last two body
+    messages: a whole answer, or a stream's final events).
     """
 
     def __init__(
@@ -52,9 +56,10 @@ class RequestMiddleware:
         stream = False
         first_byte = 0.0  # when a stream's first event went out: its time to first token
         rid_header = (b"x-request-id", rid.encode())
+        tail = (b"", b"")  # the last two body messages: where an answer's usage is
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, stream, first_byte
+            nonlocal status, stream, first_byte, tail
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", ())
@@ -66,15 +71,20 @@ class RequestMiddleware:
                 if route is not None and (region := self.regions.get(route[2])) is not None:
                     extra.append((b"x-megacity-region", region))
                 message["headers"] = [*headers, *extra]
-            elif stream and not first_byte and message.get("body"):
-                first_byte = time.perf_counter()
+            else:
+                body = message.get("body")
+                if body:
+                    tail = (tail[1], body)
+                    if stream and not first_byte:
+                        first_byte = time.perf_counter()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             ttft = first_byte - started if first_byte else None
-            self._record(scope, state, status, time.perf_counter() - started, rid, ttft)
+            seconds = time.perf_counter() - started
+            self._record(scope, state, status, seconds, rid, ttft, tail)
 
     def _record(
         self,
@@ -84,6 +94,7 @@ class RequestMiddleware:
         seconds: float,
         rid: str,
         ttft: float | None = None,
+        tail: tuple[bytes, bytes] = (b"", b""),
     ) -> None:
         route = state.get("route")
         if route is None:
@@ -91,7 +102,14 @@ class RequestMiddleware:
         engine, model, node, zone = route
         self.metrics.observe_request((engine, model, node, zone, str(status)), seconds)
         if self.rolling is not None:
-            self.rolling.record(engine, model, node, zone, status, seconds, ttft)
+            principal = state.get("principal")
+            group = getattr(principal, "group", None) or NO_GROUP
+            tokens = 0
+            if engine == "llm" and status == 200:
+                usage = find_usage(tail[1]) or (find_usage(tail[0] + tail[1]) if tail[0] else None)
+                if usage is not None:
+                    tokens = max(0, usage.prompt_tokens) + max(0, usage.completion_tokens)
+            self.rolling.record(engine, model, node, zone, status, seconds, ttft, group, tokens)
         if self.request_log:
             log.info(
                 "request",

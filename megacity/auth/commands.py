@@ -54,6 +54,11 @@ def _token_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     issue.add_argument("--scopes", default="ai:use", help="comma-separated (default: ai:use)")
     issue.add_argument("--ttl", default="1h", help="lifetime: 3600, 30m, 1h, 7d (default 1h)")
     issue.add_argument("--region", required=True, help="the region whose key signs it")
+    issue.add_argument(
+        "--group",
+        help="the user group (a school, a class, a plan) whose usage the dashboard counts "
+        "the holder's requests under (default: none, shown as '-')",
+    )
     _keys_dir_arg(issue)
     issue.set_defaults(func=_guarded(_token_issue))
 
@@ -165,9 +170,11 @@ def _token_issue(args: argparse.Namespace) -> int:
         scopes=_scopes(args.scopes),
         zones=_zones(args, default_all=False),
         ttl_s=ttl,
+        group=args.group,
     )
     expires = datetime.fromtimestamp(time.time() + ttl, UTC).isoformat(timespec="seconds")
-    print(f"token for {args.sub} (region {args.region}), expires {expires}", file=sys.stderr)
+    group = f", group {args.group}" if args.group else ""
+    print(f"token for {args.sub} (region {args.region}{group}), expires {expires}", file=sys.stderr)
     print(token)
     return 0
 

@@ -18,6 +18,8 @@ ALL_ZONES = "*"  # in a token's "zones" claim and on the command line: every zon
 # subject can always be compared with (and stand in for) an X-User-Id header.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}$")
 
+MAX_GROUP_CHARS = 64  # a group name as the dashboard shows it
+
 PrincipalKind = Literal["token", "api_key", "anonymous"]
 
 
@@ -31,6 +33,7 @@ class Principal:
     kind: PrincipalKind
     region: str | None = None  # the region whose key signed the token
     credential_id: str | None = None  # kid:jti of a token, id of an API key (never a secret)
+    group: str | None = None  # the user group a token names (a school, a class, a plan…)
 
     def has_scope(self, scope: str) -> bool:
         """True when the principal holds `scope`; ai:admin implies ai:use."""
@@ -91,6 +94,16 @@ def parse_scopes(scopes: Collection[str]) -> frozenset[str]:
     if not wanted:
         raise ValueError("at least one scope is required")
     return wanted
+
+
+def parse_group(group: str | None) -> str | None:
+    """A user group's name (None or blank: no group); ValueError for a bad one."""
+    if group is None or not group.strip():
+        return None
+    name = group.strip()
+    if not SAFE_NAME.match(name) or len(name) > MAX_GROUP_CHARS:
+        raise ValueError(f"group must be 1..{MAX_GROUP_CHARS} of A-Z a-z 0-9 . _ : @ / -")
+    return name
 
 
 def parse_zones(zones: Collection[str] | None) -> frozenset[str] | None:

@@ -1,7 +1,8 @@
 """Access tokens: JWTs signed with a region's private key, verified with its public key.
 
 Claims: iss "megacity:<region>", sub, aud "megacity-ai", iat, nbf, exp, jti, scope
-(space-separated, as in OAuth) and zones (a list, or "*" for every zone). Only ES256
+(space-separated, as in OAuth), zones (a list, or "*" for every zone) and, optionally,
+group (the user group whose usage the dashboard counts the caller's requests under). Only ES256
 and RS256 are accepted, and only with the algorithm of the key the kid names, so
 neither "none" nor an HMAC signed with a public key (algorithm confusion) gets through.
 """
@@ -21,9 +22,11 @@ from megacity.auth.keys import ALGORITHMS, KeySet, VerificationKey
 from megacity.auth.principal import (
     ALL_ZONES,
     KNOWN_SCOPES,
+    MAX_GROUP_CHARS,
     SAFE_NAME,
     InvalidCredentials,
     Principal,
+    parse_group,
     parse_scopes,
     parse_zones,
 )
@@ -55,11 +58,12 @@ def issue_token(
     scopes: Collection[str],
     zones: Collection[str] | None,
     ttl_s: int,
+    group: str | None = None,
     now: float | None = None,
 ) -> str:
     """A token signed with the region's newest key, valid `ttl_s` seconds (1 s..30 days).
 
-    ValueError for an unknown scope, a bad zone or subject, or a ttl out of range;
+    ValueError for an unknown scope, a bad zone, subject or group, or a ttl out of range;
     NoSigningKey when the region has no private key here.
     """
     if not SAFE_NAME.match(subject):
@@ -68,6 +72,7 @@ def issue_token(
         raise ValueError(f"ttl must be a whole number of seconds in 1..{MAX_TTL_S}")
     wanted_scopes = parse_scopes(scopes)
     wanted_zones = parse_zones(zones)
+    wanted_group = parse_group(group)
     kid, alg, private = keys.signing_key(region)
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {
@@ -81,6 +86,8 @@ def issue_token(
         "scope": " ".join(sorted(wanted_scopes)),
         "zones": ALL_ZONES if wanted_zones is None else sorted(wanted_zones),
     }
+    if wanted_group is not None:
+        claims["group"] = wanted_group
     return jwt.encode(claims, private, algorithm=alg, headers={"kid": kid})
 
 
@@ -202,6 +209,7 @@ class TokenVerifier:
             kind="token",
             region=key.region,
             credential_id=f"{key.kid}:{str(claims.get('jti', ''))[:64]}",
+            group=_group(claims.get("group"), key.kid),
         )
 
 
@@ -212,6 +220,15 @@ def _zones(claim: object, kid: str) -> frozenset[str] | None:
     if isinstance(claim, list) and all(isinstance(z, str) and SAFE_NAME.match(z) for z in claim):
         return frozenset(claim)
     raise InvalidCredentials(f"invalid or missing zones claim (kid {kid})")
+
+
+def _group(claim: object, kid: str) -> str | None:
+    """The optional group claim: absent → None; a name → that name."""
+    if claim is None:
+        return None
+    if isinstance(claim, str) and SAFE_NAME.match(claim) and len(claim) <= MAX_GROUP_CHARS:
+        return claim
+    raise InvalidCredentials(f"invalid group claim (kid {kid})")
 
 
 def _reason(exc: jwt.InvalidTokenError, kid: str) -> str:

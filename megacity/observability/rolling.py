@@ -6,6 +6,11 @@ and a few integer increments in the current bucket of three tiers (10 s buckets 
 histogram bins (ratio 2^(1/4): a quantile is off by at most ±9 %), so percentiles merge
 across buckets — and across replicas (`observability/replicas.py`) — exactly as counts do.
 Bucket boundaries are wall-clock multiples of the step, so every replica's buckets line up.
+
+Usage is also kept per user group (a token's `group` claim, "-" without one): requests,
+errors, latency and the LLM tokens the engines reported. A group name is the admin's choice,
+not the caller's, but a bucket still names at most `MAX_GROUPS` of them; the rest count
+under "other".
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ RATIO = 2**0.25
 BINS = 100
 _LOG_RATIO = math.log(RATIO)
 MAX_KEYS = 5000  # series per bucket; past it, new series are counted under "other"
+MAX_GROUPS = 100  # named user groups per bucket; past it, new groups count under "other"
+NO_GROUP = "-"  # a caller whose credential names no group
+OTHER = "other"
 
 Key = tuple[str, str, str, str]  # engine, model, zone, node
 EventKey = tuple[str, ...]  # ("safety", check, outcome, zone), ("failover", model, node) …
@@ -81,7 +89,7 @@ def quantile(hist: Hist, total: int, q: float) -> float | None:
 class Cell:
     """Requests of one series in one bucket: counts and two latency histograms."""
 
-    __slots__ = ("count", "errors", "lat", "rejected", "ttft", "ttft_count")
+    __slots__ = ("count", "errors", "lat", "rejected", "tokens", "ttft", "ttft_count")
 
     def __init__(self) -> None:
         self.count = 0
@@ -90,9 +98,11 @@ class Cell:
         self.lat: Hist = {}
         self.ttft: Hist = {}
         self.ttft_count = 0
+        self.tokens = 0  # LLM tokens (prompt + completion) the engines reported
 
-    def add(self, status: int, lbin: int, tbin: int) -> None:
+    def add(self, status: int, lbin: int, tbin: int, tokens: int = 0) -> None:
         self.count += 1
+        self.tokens += tokens
         if status >= 500:
             self.errors += 1
         elif status >= 400:
@@ -108,6 +118,7 @@ class Cell:
         self.errors += other.errors
         self.rejected += other.rejected
         self.ttft_count += other.ttft_count
+        self.tokens += other.tokens
         _merge(self.lat, other.lat)
         if other.ttft:
             _merge(self.ttft, other.ttft)
@@ -118,6 +129,7 @@ class Cell:
         self.errors -= other.errors
         self.rejected -= other.rejected
         self.ttft_count -= other.ttft_count
+        self.tokens -= other.tokens
         _unmerge(self.lat, other.lat)
         _unmerge(self.ttft, other.ttft)
 
@@ -127,7 +139,8 @@ class Cell:
         return cell
 
     def to_list(self) -> list[Any]:
-        return [self.count, self.errors, self.rejected, self.ttft_count, self.lat, self.ttft]
+        cells = [self.count, self.errors, self.rejected, self.ttft_count, self.lat, self.ttft]
+        return [*cells, self.tokens] if self.tokens else cells
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Cell:
@@ -135,6 +148,7 @@ class Cell:
         cell.count, cell.errors, cell.rejected, cell.ttft_count = (int(v) for v in data[:4])
         cell.lat = {int(b): int(n) for b, n in data[4].items()}
         cell.ttft = {int(b): int(n) for b, n in data[5].items()}
+        cell.tokens = int(data[6]) if len(data) > 6 else 0  # a replica of an older version
         return cell
 
 
@@ -154,10 +168,22 @@ def _unmerge(into: Hist, other: Hist) -> None:
 
 @dataclass
 class Bucket:
-    """One tier's bucket: a cell per series and a count per event."""
+    """One tier's bucket: a cell per series, a cell per user group and a count per event."""
 
     cells: dict[Key, Cell] = field(default_factory=dict)
     events: dict[EventKey, int] = field(default_factory=dict)
+    groups: dict[str, Cell] = field(default_factory=dict)
+
+    def group(self, name: str) -> Cell:
+        """The cell of a user group; once `MAX_GROUPS` groups are named, the "other" one."""
+        cell = self.groups.get(name)
+        if cell is None:
+            if len(self.groups) - (OTHER in self.groups) >= MAX_GROUPS:
+                name = OTHER
+                cell = self.groups.get(name)
+            if cell is None:
+                cell = self.groups[name] = Cell()
+        return cell
 
     def cell(self, key: Key) -> Cell:
         cell = self.cells.get(key)
@@ -174,6 +200,7 @@ class Bucket:
         return {
             "c": [[*k, *c.to_list()] for k, c in self.cells.items()],
             "e": [[*k, n] for k, n in self.events.items()],
+            "g": [[g, *c.to_list()] for g, c in self.groups.items()],
         }
 
     @classmethod
@@ -183,6 +210,8 @@ class Bucket:
             bucket.cells[(row[0], row[1], row[2], row[3])] = Cell.from_list(row[4:])
         for row in data.get("e", ()):
             bucket.events[tuple(str(v) for v in row[:-1])] = int(row[-1])
+        for row in data.get("g", ()):  # past this replica's cap, groups join "other"
+            bucket.group(str(row[0])).merge(Cell.from_list(row[1:]))
         return bucket
 
 
@@ -192,8 +221,9 @@ class RollingStats:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._tiers: list[dict[int, Bucket]] = [{} for _ in TIERS]
-        # Per series: the 10 s bucket id and the series' cells in each tier's current bucket.
-        self._hot: dict[Key, tuple[int, tuple[Cell, ...]]] = {}
+        # Per series and group: the 10 s bucket id and, in each tier's current bucket, the
+        # series' cells then the group's.
+        self._hot: dict[tuple[str, str, str, str, str], tuple[int, tuple[Cell, ...]]] = {}
 
     def record(
         self,
@@ -204,19 +234,25 @@ class RollingStats:
         status: int,
         seconds: float,
         ttft_s: float | None = None,
+        group: str = NO_GROUP,
+        tokens: int = 0,
     ) -> None:
-        """Count one answered request (seconds to its last byte; TTFT for streams)."""
+        """Count one answered request (seconds to its last byte; TTFT for streams) for its
+        series and its caller's user group (LLM `tokens` as the engine reported them)."""
         now = self._clock()
-        key = (engine, model, zone, node)
-        hot = self._hot.get(key)
+        hot_key = (engine, model, zone, node, group)
+        hot = self._hot.get(hot_key)
         first = int(now // TIERS[0].step_s)
         if hot is None or hot[0] != first:
-            hot = (first, tuple(self._bucket(i, now).cell(key) for i in range(len(TIERS))))
-            self._hot[key] = hot
+            key = (engine, model, zone, node)
+            buckets = [self._bucket(i, now) for i in range(len(TIERS))]
+            cells = (*(b.cell(key) for b in buckets), *(b.group(group) for b in buckets))
+            hot = (first, cells)
+            self._hot[hot_key] = hot
         lbin = latency_bin(seconds)
         tbin = -1 if ttft_s is None else latency_bin(ttft_s)
         for cell in hot[1]:
-            cell.add(status, lbin, tbin)
+            cell.add(status, lbin, tbin, tokens)
 
     def event(self, key: EventKey) -> None:
         """Count one event (a failover, a safety decision, an upstream error)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from megacity.observability.rolling import (
+    OTHER,
     Bucket,
     Cell,
     EventKey,
@@ -38,6 +39,7 @@ class Row:
     p99_ms: float | None
     ttft_p50_ms: float | None
     ttft_p95_ms: float | None
+    tokens: int = 0  # LLM tokens the engines reported (prompt + completion)
 
 
 @dataclass
@@ -61,15 +63,18 @@ class WindowSummary:
     nodes: dict[str, Row]
     series: dict[str, Series]  # per engine
     events: dict[EventKey, int]
+    groups: dict[str, Row] = field(default_factory=dict)  # per user group, busiest first
 
 
-Group = Any  # a route (engine, model, zone), a node name, or "" for the total
+Group = Any  # a route (engine, model, zone), a node name, a user group, or the total
+SHOWN_GROUPS = 20  # user groups a window lists; the quieter ones are summed as "other"
 
 
 @dataclass
 class BucketTotals:
     """One bucket id over every replica, grouped as the dashboard shows it: per route
-    (engine, model, zone), per node, the total, per engine (the charts), and events."""
+    (engine, model, zone), per node, per user group, the total, per engine (the charts),
+    and events."""
 
     groups: dict[Group, Cell] = field(default_factory=dict)
     engines: dict[str, Cell] = field(default_factory=dict)
@@ -87,6 +92,8 @@ class BucketTotals:
                     _into(groups, ("node", key[3]), cell)
             for ekey, n in bucket.events.items():
                 totals.events[ekey] = totals.events.get(ekey, 0) + n
+            for name, cell in bucket.groups.items():
+                _into(groups, ("group", name), cell)
         for group, cell in list(groups.items()):  # fewer routes than series: sum those
             if group[0] == "route":
                 _into(totals.engines, group[1], cell)
@@ -167,6 +174,7 @@ class SlidingWindow:
         span = max(now - first * tier.step_s, 1.0)
         routes = {g[1:]: _row(c, span) for g, c in groups.items() if g[0] == "route"}
         nodes = {g[1]: _row(c, span) for g, c in groups.items() if g[0] == "node"}
+        users = _top_groups({g[1]: c for g, c in groups.items() if g[0] == "group"}, span)
 
         def points(bid: int) -> dict[str, tuple[float, float | None, float | None]]:
             found = self.final.get(bid) or fresh.get(bid)
@@ -180,6 +188,7 @@ class SlidingWindow:
             nodes=dict(sorted(nodes.items())),
             series=_series(tier, first, last, points),
             events=events,
+            groups=users,
         )
 
 
@@ -196,6 +205,21 @@ def _into(acc: dict[Any, Cell], key: Any, cell: Cell) -> None:
     if into is None:
         into = acc[key] = Cell()
     into.merge(cell)
+
+
+def _top_groups(cells: dict[str, Cell], span_s: float) -> dict[str, Row]:
+    """At most `SHOWN_GROUPS` user groups, busiest first; past that, the quieter ones are
+    summed under "other" (with any "other" the buckets already held)."""
+    ranked = sorted(cells.items(), key=lambda item: (-item[1].count, item[0]))
+    if len(ranked) > SHOWN_GROUPS:
+        named = [(n, c) for n, c in ranked if n != OTHER]
+        rest = Cell()
+        for _, cell in named[SHOWN_GROUPS - 1 :]:
+            rest.merge(cell)
+        if OTHER in cells:
+            rest.merge(cells[OTHER])
+        ranked = [*named[: SHOWN_GROUPS - 1], (OTHER, rest)]
+    return {name: _row(cell, span_s) for name, cell in ranked}
 
 
 def _ms(hist: Hist, total: int, qs: tuple[float, ...]) -> list[float | None]:
@@ -217,6 +241,7 @@ def _row(cell: Cell, span_s: float) -> Row:
         p99_ms=p99,
         ttft_p50_ms=t50,
         ttft_p95_ms=t95,
+        tokens=cell.tokens,
     )
 
 

@@ -10,6 +10,7 @@ on any page. One browser for the module; screenshots land in test-artifacts/scre
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -320,6 +321,104 @@ def test_the_tutor_chat_streams_with_the_zone_and_strategy_picked(page: Any, sit
     system = sent["messages"][0]
     assert system["role"] == "system" and "수학 튜터" in system["content"]  # math_tutor's, in ko
     screenshot(page, "12-chat")
+
+
+TUTOR_FEEDBACK = {
+    "summary": "Add the fractions over a common denominator: 1/2 + 1/3 = 3/6 + 2/6 = 5/6.",
+    "strengths": ["You asked about one concrete example."],
+    "fixes": [{"text": "Write both fractions over 6 before adding the numerators."}],
+    "next_exercise": "Try 1/4 + 1/6 the same way.",
+}
+
+
+WATCH_SUMMARY = """() => {
+  window.summarySeen = [];
+  const summary = document.getElementById("tutor-summary");
+  new MutationObserver(() => window.summarySeen.push(
+    [summary.textContent.length, !document.getElementById("tutor-result").hidden]
+  )).observe(summary, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_the_multimodal_tutor_streams_its_answer(
+    page: Any, site: Site, session: tuple[Any, Console]
+) -> None:
+    """A general question (text only: no engine to wait for) streams stage by stage; the
+    stand-ins answer the tutor's feedback JSON, so the answer is written as it arrives."""
+    reply = json.dumps(TUTOR_FEEDBACK)
+    alive = []
+    for node in site.nodes.values():
+        try:
+            node.configure(reply=reply)
+            alive.append(node)
+        except OSError:
+            pass  # tokyo was killed above
+    try:
+        page.goto(f"{site.url}/")
+        page.click("#go-tutor")
+        page.wait_for_url("**/demo/tutor")
+        page.select_option("#tutor-scenario", "general")
+        page.select_option("#tutor-zone", "edu")
+        page.select_option("#tutor-locale", "en")
+        page.fill("#tutor-text", "How do I add 1/2 and 1/3?")
+        # what the summary showed before the result came: the answer as it was written
+        page.evaluate(WATCH_SUMMARY)
+        page.click("#tutor-submit")
+        until(lambda: page.is_visible("#tutor-result"), "the tutor's result", 120)
+        assert page.is_hidden("#tutor-error"), page.inner_text("#tutor-error")
+        stages = {
+            s: page.get_attribute(f"#stage-{s}", "data-status")
+            for s in ("input", "extract", "core", "accelerator")
+        }
+        assert stages["input"] == stages["accelerator"] == "end", stages
+        assert stages["core"] == "skipped"  # general: the accelerator answers alone
+        assert page.inner_text("#tutor-summary") == TUTOR_FEEDBACK["summary"]
+        seen = page.evaluate("window.summarySeen")
+        written = [n for n, done in seen if not done]
+        assert any(0 < n < len(TUTOR_FEEDBACK["summary"]) for n in written), seen
+        assert page.locator("#tutor-fixes li.fix").count() == 1
+        assert page.inner_text("#tutor-next") == TUTOR_FEEDBACK["next_exercise"]
+        sources = page.inner_text("#tutor-sources")
+        assert "scenario=general" in sources and "locale=en" in sources
+        assert "accelerator=llm" in sources, sources  # the stand-in's JSON, not the fallback
+        screenshot(page, "14-tutor")
+        # the one error envelope, shown in the page: homework needs a photo (and a zone
+        # with a vision model, which edu lacks)
+        page.select_option("#tutor-scenario", "homework")
+        page.click("#tutor-submit")
+        until(lambda: page.is_visible("#tutor-error"), "the error")
+        shown = page.inner_text("#tutor-error")
+        assert "(missing_media)" in shown or "(no_vision_model)" in shown, shown
+        # the browser logs the refused request itself; nothing else may be on the console
+        logged = session[1].take()
+        assert all("status of 400" in line for line in logged), logged
+    finally:
+        for node in alive:
+            node.configure(reply=None)
+
+
+def test_the_dashboard_shows_usage_by_user_group(page: Any, site: Site) -> None:
+    chat = {"model": "small-7b", "messages": [{"role": "user", "content": "What is a noun?"}]}
+    for group, times in (("school-a", 3), ("school-b", 1)):
+        headers = site.kit.headers(f"learner-{group}", group=group)
+        for _ in range(times):
+            resp = httpx.post(
+                f"{site.url}/v1/chat/completions",
+                json=chat,
+                headers={**headers, "X-Zone": "lite"},
+                timeout=30,
+            )
+            assert resp.status_code == 200, resp.text
+    page.goto(f"{site.url}/dashboard?window=5m")
+    row = '#groups-table tr[data-group="{}"] td.requests'
+    until(
+        lambda: page.locator(row.format("school-b")).count() == 1,
+        "school-b's row (the panels refresh every 5 s)",
+    )
+    assert int(page.inner_text(row.format("school-a"))) == 3
+    assert int(page.inner_text(row.format("school-b"))) == 1
+    page.locator("#groups").scroll_into_view_if_needed()
+    screenshot(page, "15-dashboard-groups")
 
 
 def test_the_api_docs_load_from_the_package(page: Any, site: Site) -> None:

@@ -110,7 +110,14 @@ def test_login_never_sends_the_user_to_another_site(cluster: Cluster, kit: AuthK
 
 def test_pages_need_the_right_scope(cluster: Cluster, kit: AuthKit) -> None:
     with browser(cluster) as anonymous:
-        for path in ("/dashboard", "/demo/voice", "/demo/dance", "/demo/chat", "/docs"):
+        for path in (
+            "/dashboard",
+            "/demo/voice",
+            "/demo/dance",
+            "/demo/chat",
+            "/demo/tutor",
+            "/docs",
+        ):
             resp = anonymous.get(path)
             assert resp.status_code == 303, path
             assert resp.headers["location"] == "/login?next=" + path
@@ -120,6 +127,7 @@ def test_pages_need_the_right_scope(cluster: Cluster, kit: AuthKit) -> None:
     with browser(cluster) as learner:
         login(learner, kit.token("learner", scopes=("ai:use",)))
         assert learner.get("/demo/voice").status_code == 200
+        assert learner.get("/demo/tutor").status_code == 200
         assert learner.get("/docs").status_code == 200
         forbidden = learner.get("/dashboard")
         assert forbidden.status_code == 403 and "ai:admin" in forbidden.text
@@ -136,6 +144,7 @@ def test_every_page_carries_a_strict_csp(cluster: Cluster, kit: AuthKit) -> None
             "/demo/voice",
             "/demo/dance",
             "/demo/chat",
+            "/demo/tutor",
             "/docs",
         ):
             resp = client.get(path)
@@ -167,6 +176,35 @@ def test_a_pages_own_api_call_needs_the_csrf_header(cluster: Cluster, kit: AuthK
     # a request with a bearer token never looks at cookies or CSRF
     resp = httpx.post(f"{cluster.url}/v1/chat/completions", json=CHAT, headers=kit.headers())
     assert resp.status_code == 200
+
+
+def test_the_tutor_page_calls_the_multimodal_api_with_its_cookie(
+    cluster: Cluster, kit: AuthKit
+) -> None:
+    """The page offers every scenario and the zones with an LLM; its own multipart call to the
+    tutor needs the CSRF header like any other, and streams the answer back."""
+    with browser(cluster) as client:
+        login(client, kit.token("learner", scopes=("ai:use",)))
+        page = client.get("/demo/tutor")
+        assert page.status_code == 200
+        for scenario in ("auto", "dance_coach", "drama_coach", "homework", "general"):
+            assert f'<option value="{scenario}">' in page.text
+        assert '<option value="edu"' in page.text and '<option value="lite"' in page.text
+        assert '<script src="/static/js/tutor.js" defer>' in page.text
+        assert client.get("/static/js/tutor.js").status_code == 200
+        csrf = csrf_of(page.text)
+        fields = {"scenario": "general", "text": "What is 2 + 3?", "locale": "en", "stream": "true"}
+        path = "/api/v1/ai/multimodal"
+        multipart = {"x": ("", b"")}  # as the page's FormData sends it
+        refused = client.post(path, data=fields, files=multipart, headers={"X-Zone": "edu"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+        headers = {"X-Zone": "edu", "X-CSRF-Token": csrf}
+        ok = client.post(path, data=fields, files=multipart, headers=headers)
+        assert ok.status_code == 200, ok.text
+        assert ok.headers["content-type"].startswith("text/event-stream")
+        assert "event: stage" in ok.text and "event: result" in ok.text
+    with browser(cluster) as anonymous:
+        assert anonymous.post(path, data=fields).status_code == 401
 
 
 def test_activation_is_confirmed_and_csrf_checked(cluster: Cluster, kit: AuthKit) -> None:
@@ -257,3 +295,43 @@ def test_the_explainer_answers_what_the_api_does(cluster: Cluster, kit: AuthKit)
     assert tier.group(1) == api.headers["x-megacity-tier"] == "34b"
     assert model.group(1) == api.headers["x-megacity-model"]
     assert "question type essay" in html
+
+
+def test_the_dashboard_data_shows_usage_by_user_group(cluster: Cluster, kit: AuthKit) -> None:
+    """Two tokens naming two groups (`megacity token issue --group`): each group's requests,
+    errors and the LLM tokens the engines reported, on the dashboard's data endpoint."""
+    admin = kit.headers("ops", scopes=("ai:admin",))
+    school_a = kit.headers("learner-a", group="school-a")
+    school_b = kit.headers("learner-b", group="school-b")
+    body = {**CHAT, "messages": [{"role": "user", "content": "What is a verb?"}]}
+    for headers, times in ((school_a, 3), (school_b, 2)):
+        for _ in range(times):
+            resp = httpx.post(
+                f"{cluster.url}/v1/chat/completions",
+                json=body,
+                headers={**headers, "X-Zone": "edu"},
+            )
+            assert resp.status_code == 200, resp.text
+    refused = httpx.post(
+        f"{cluster.url}/v1/chat/completions",
+        json={**body, "model": "big-34b"},
+        headers={**school_b, "X-Zone": "lite"},
+    )
+    assert refused.status_code == 403  # counted for school-b as refused
+    deadline = time.monotonic() + 20
+    while True:
+        data = httpx.get(f"{cluster.url}/dashboard/data?window=5m", headers=admin).json()
+        groups = {g["group"]: g for g in data["traffic"]["groups"]}
+        a, b = groups.get("school-a"), groups.get("school-b")
+        if (a and b and a["requests"] >= 3 and b["requests"] >= 3) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert a is not None and b is not None, data["traffic"]["groups"]
+    assert (a["requests"], a["errors"], a["rejected"], a["tokens"]) == (3, 0, 0, 36)  # 12 each
+    assert (b["requests"], b["errors"], b["rejected"], b["tokens"]) == (3, 0, 1, 24)
+    assert a["p95_ms"] is not None and 0 < a["share"] < 1
+    assert "-" in groups  # the other tests' tokens name no group
+    with browser(cluster) as client:
+        login(client, kit.token("ops", scopes=("ai:admin",)))
+        html = client.get("/dashboard?window=5m").text
+    assert 'id="groups-table"' in html and 'data-group="school-a"' in html

@@ -19,6 +19,9 @@ DYNAMIC = [
     *(f"breaker.{b}" for b in ("closed", "half_open", "open")),
     *(f"voice.mode.{m}" for m in ("read", "shadowing", "singalong")),
     *(f"part.{p}" for p in ("head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")),
+    *(f"tutor.scenario.{s}" for s in ("auto", "dance_coach", "drama_coach", "homework", "general")),
+    *(f"tutor.level.{v}" for v in ("beginner", "intermediate", "advanced")),
+    *(f"tutor.stage.{s}" for s in ("input", "extract", "core", "accelerator")),
 ]
 
 

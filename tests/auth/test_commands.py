@@ -50,6 +50,11 @@ def test_token_issue_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert principal.scopes == {"ai:use", "ai:admin"}
     assert principal.zones == {"mpcstudy", "my-ktube"}
     assert principal.credential_id is not None and principal.credential_id.startswith(kid)
+    assert principal.group is None
+    assert run(*argv, "--group", "school-7", "--keys-dir", str(tmp_path)) == 0
+    out, err = _out(capsys)
+    assert "group school-7" in err
+    assert TokenVerifier(KeySet(tmp_path)).verify(out.strip()).group == "school-7"
 
 
 def test_token_issue_for_every_zone_from_the_environment_keys_dir(
@@ -81,6 +86,7 @@ def test_the_keys_dir_defaults_to_data_dir_keys(
         ([], "--zone or --zones is required"),
         (["--zone", "mpcstudy", "--region", "eu-west"], "no private key"),
         (["--zone", "mpcstudy", "--region", "EU"], "invalid region"),
+        (["--zone", "mpcstudy", "--group", "two words"], "group must be"),
     ],
 )
 def test_token_issue_usage_errors_exit_2(

@@ -101,6 +101,23 @@ def test_an_issued_token_verifies_to_its_principal(keys: KeySet) -> None:
     assert principal.credential_id == f"{header['kid']}:{claims['jti']}"
 
 
+def test_a_group_claim_is_carried_on_the_principal(keys: KeySet) -> None:
+    token = issue_token(
+        keys, REGION, subject="u", scopes=["ai:use"], zones=["z"], ttl_s=60, group="school-7"
+    )
+    assert _parts(token)[1]["group"] == "school-7"
+    assert TokenVerifier(keys).verify(token).group == "school-7"
+    plain = _token(keys)
+    assert "group" not in _parts(plain)[1] and TokenVerifier(keys).verify(plain).group is None
+    for bad in ("two words", "x" * 65, "<script>"):
+        with pytest.raises(ValueError, match="group"):
+            issue_token(
+                keys, REGION, subject="u", scopes=["ai:use"], zones=None, ttl_s=60, group=bad
+            )
+    for claim in (["a", "b"], 7, "bad group", "g" * 65):
+        _refused(keys, _signed(keys, _claims(group=claim)), "invalid group claim")
+
+
 def test_all_zones_and_unknown_scopes(keys: KeySet) -> None:
     principal = TokenVerifier(keys).verify(_token(keys, zones=["*"]))
     assert principal.zones is None and principal.allows_zone("anything")

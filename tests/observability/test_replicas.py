@@ -128,3 +128,28 @@ def test_a_replica_that_stops_publishing_leaves_the_node_picture(
 
 def test_without_redis_the_board_shows_this_replica_and_says_why() -> None:
     asyncio.run(_test_without_redis_the_board_shows_this_replica_and_says_why())
+
+
+async def _test_usage_by_group_is_shared_through_redis(space: tuple[str, BoardKeys]) -> None:
+    url, keys = space
+    a_stats, b_stats = RollingStats(), RollingStats()
+    a = board(url, keys, a_stats, "router-a")
+    b = board(url, keys, b_stats, "router-b")
+    try:
+        for _ in range(3):
+            a_stats.record("llm", "kr-14b", "gpu-a", "edu", 200, 0.02, None, "school-a", 12)
+        for _ in range(2):
+            b_stats.record("llm", "kr-14b", "gpu-a", "edu", 200, 0.02, None, "school-a", 12)
+            b_stats.record("llm", "kr-14b", "gpu-a", "lite", 502, 0.2, None, "school-b", 0)
+        await b.flush()
+        for snap in (await a.snapshot(WINDOWS["5m"]), await b.snapshot(WINDOWS["24h"])):
+            groups = snap.summary.groups
+            assert (groups["school-a"].requests, groups["school-a"].tokens) == (5, 60)
+            assert (groups["school-b"].requests, groups["school-b"].errors) == (2, 2)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+def test_usage_by_group_is_shared_through_redis(space: tuple[str, BoardKeys]) -> None:
+    asyncio.run(_test_usage_by_group_is_shared_through_redis(space))

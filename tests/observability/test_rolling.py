@@ -9,6 +9,9 @@ import pytest
 
 from megacity.observability.rolling import (
     BASE_S,
+    MAX_GROUPS,
+    NO_GROUP,
+    OTHER,
     TIERS,
     WINDOWS,
     Bucket,
@@ -17,7 +20,7 @@ from megacity.observability.rolling import (
     quantile,
     window_ids,
 )
-from megacity.observability.windows import summarize
+from megacity.observability.windows import SHOWN_GROUPS, summarize
 
 
 class Clock:
@@ -188,3 +191,67 @@ def test_the_sliding_window_agrees_with_a_full_recount_as_time_goes_by() -> None
                 assert kept.routes == full.routes and kept.nodes == full.nodes
                 assert kept.events == full.events
                 assert kept.series == full.series
+
+
+def test_usage_is_counted_per_user_group_with_its_tokens() -> None:
+    stats = RollingStats(Clock())
+    for _ in range(3):
+        stats.record("llm", "m", "n", "z", 200, 0.05, None, "school-a", 12)
+    stats.record("llm", "m", "n", "z", 500, 0.5, None, "school-a", 0)
+    stats.record("llm", "m", "n", "z2", 200, 0.05, None, "school-b", 30)
+    stats.record("speech", "w", "s", "z", 429, 0.01)  # no group: counted under "-"
+    for name in WINDOWS:
+        s = window(stats, name)
+        assert list(s.groups) == ["school-a", "-", "school-b"]  # busiest first, then by name
+        a, b, none = s.groups["school-a"], s.groups["school-b"], s.groups[NO_GROUP]
+        assert (a.requests, a.errors, a.tokens) == (4, 1, 36)
+        assert (b.requests, b.errors, b.tokens) == (1, 0, 30)
+        assert (none.requests, none.rejected, none.tokens) == (1, 1, 0)
+        assert a.p95_ms is not None and a.error_rate == 0.25
+        # the routes carry the same tokens
+        assert s.routes[("llm", "m", "z")].tokens == 36
+        assert sum(r.requests for r in s.groups.values()) == s.total.requests == 6
+
+
+def test_a_bucket_holds_at_most_max_groups_and_the_rest_count_as_other() -> None:
+    stats = RollingStats(Clock())
+    for i in range(MAX_GROUPS + 30):
+        stats.record("llm", "m", "n", "z", 200, 0.01, None, f"g{i:03d}", 1)
+    tier = WINDOWS["5m"]
+    first, last = window_ids(tier, stats.now())
+    ((_, bucket),) = stats.buckets(tier, first, last)
+    assert len(bucket.groups) == MAX_GROUPS + 1  # the first MAX_GROUPS named, then "other"
+    assert bucket.groups[OTHER].count == 30
+    s = window(stats, "5m")
+    assert len(s.groups) == SHOWN_GROUPS  # the window lists the busiest; the rest are summed
+    assert s.groups[OTHER].requests == MAX_GROUPS + 30 - (SHOWN_GROUPS - 1)
+    assert sum(r.requests for r in s.groups.values()) == MAX_GROUPS + 30
+    assert sum(r.tokens for r in s.groups.values()) == MAX_GROUPS + 30
+
+
+def test_groups_merge_across_replicas_and_survive_json() -> None:
+    clock = Clock()
+    a, b = RollingStats(clock), RollingStats(clock)
+    for _ in range(5):
+        a.record("llm", "m", "n1", "z", 200, 0.02, None, "school-a", 10)
+        b.record("llm", "m", "n2", "z", 200, 0.02, None, "school-a", 10)
+        b.record("llm", "m", "n2", "z", 502, 0.2, None, "school-b", 0)
+    tier = WINDOWS["1h"]
+    first, last = window_ids(tier, clock.now)
+    ids: dict[int, list[Bucket]] = {bid: [bk] for bid, bk in a.buckets(tier, first, last)}
+    for bid, bk in b.buckets(tier, first, last):  # b's buckets as read back from Redis
+        wire = orjson.loads(orjson.dumps(bk.to_json(), option=orjson.OPT_NON_STR_KEYS))
+        ids.setdefault(bid, []).append(Bucket.from_json(wire))
+    s = summarize(tier, clock.now, sorted(ids.items()))
+    assert (s.groups["school-a"].requests, s.groups["school-a"].tokens) == (10, 100)
+    assert (s.groups["school-b"].requests, s.groups["school-b"].errors) == (5, 5)
+    # a bucket from a replica of the version before groups: no "g", no tokens in its cells
+    old = {"c": [["llm", "m", "z", "n3", 2, 0, 0, 0, {"40": 2}, {}]], "e": []}
+    legacy = Bucket.from_json(old)
+    assert legacy.groups == {} and legacy.cells[("llm", "m", "z", "n3")].tokens == 0
+    # a replica with a larger cap sends more groups than this one keeps: they join "other"
+    many = {"c": [], "e": [], "g": [[f"g{i}", 1, 0, 0, 0, {"40": 1}, {}, 2] for i in range(150)]}
+    capped = Bucket.from_json(many)
+    assert len(capped.groups) == MAX_GROUPS + 1 and capped.groups[OTHER].count == 50
+    assert sum(c.count for c in capped.groups.values()) == 150
+    assert sum(c.tokens for c in capped.groups.values()) == 300

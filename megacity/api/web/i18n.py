@@ -14,6 +14,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "nav.voice": ("발음 연습", "Voice practice"),
     "nav.dance": ("댄스 랩", "Dance Lab"),
     "nav.chat": ("튜터 채팅", "Tutor chat"),
+    "nav.tutor": ("멀티모달 튜터", "Multimodal tutor"),
     "nav.docs": ("API 문서", "API docs"),
     "nav.login": ("로그인", "Log in"),
     "nav.logout": ("로그아웃", "Log out"),
@@ -48,6 +49,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "landing.chat": (
         "존과 전략을 골라 튜터와 대화합니다(스트리밍).",
         "Talk to the tutor, streaming, with the zone and strategy you pick.",
+    ),
+    "landing.tutor": (
+        "사진, 영상, 음성과 질문을 보내면 엔진들의 분석을 모아 하나의 피드백을 스트리밍으로 "
+        "받습니다(춤, 연기, 숙제, 일반 질문).",
+        "Send a photo, a video, audio and a question: the engines' analysis comes back as one "
+        "streamed feedback (dance, drama, homework or anything else).",
     ),
     "landing.docs": (
         "OpenAPI 문서와 요청 예제(Swagger UI).",
@@ -110,6 +117,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "dash.total": ("합계", "Total"),
     "dash.requests": ("요청", "requests"),
     "dash.zones": ("존별 사용량", "Usage by zone"),
+    "dash.groups": ("사용자 그룹별 사용량", "Usage by user group"),
+    "dash.groups.hint": (
+        "그룹은 토큰의 group 클레임입니다(megacity token issue --group). 그룹이 없는 토큰, API 키, "
+        "인증이 꺼진 요청은 '그룹 없음'으로 셉니다. 토큰 수는 엔진이 usage로 알려 준 LLM 토큰입니다.",
+        "A group is a token's group claim (megacity token issue --group); tokens without one, "
+        "API keys and requests with auth off count as 'no group'. Tokens are the LLM tokens "
+        "the engines reported in usage.",
+    ),
+    "dash.groups.none": ("그룹 없음", "no group"),
     "dash.failovers": ("페일오버", "Failovers"),
     "dash.upstream_errors": ("노드 오류", "Node errors"),
     "dash.jobs": ("작업 큐", "Job queue"),
@@ -145,6 +161,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col.requests": ("요청", "Requests"),
     "col.from_node": ("실패한 노드", "From node"),
     "col.count": ("횟수", "Count"),
+    "col.group": ("그룹", "Group"),
+    "col.share": ("비중", "Share"),
+    "col.tokens": ("토큰", "Tokens"),
     "col.kind": ("종류", "Kind"),
     "col.check": ("검사", "Check"),
     "col.outcome": ("결과", "Outcome"),
@@ -291,6 +310,71 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chat.you": ("나", "You"),
     "chat.tutor": ("튜터", "Tutor"),
     "chat.routed": ("라우팅", "Routed to"),
+    "tutor.lead": (
+        "시나리오를 고르고 사진, 영상, 음성을 붙이세요(녹음도 됩니다). 엔진별 분석이 끝나는 대로 "
+        "진행 상황이 보이고, 답은 쓰이는 대로 나타납니다. 점수는 언제나 엔진이 잰 값입니다.",
+        "Pick a scenario and attach a photo, a video and/or audio (or record it). Each stage "
+        "shows as it runs and the answer appears as it is written; the scores always come from "
+        "the engines.",
+    ),
+    "tutor.scenario": ("시나리오", "Scenario"),
+    "tutor.scenario.auto": ("자동 (보낸 것으로 판단)", "auto (from what is sent)"),
+    "tutor.scenario.dance_coach": ("댄스 코치", "dance coach"),
+    "tutor.scenario.drama_coach": ("연기(드라마) 코치", "drama coach"),
+    "tutor.scenario.homework": ("숙제 사진", "homework photo"),
+    "tutor.scenario.general": ("일반 질문", "general"),
+    "tutor.question": ("질문", "Question"),
+    "tutor.sample": (
+        "분수 1/2과 1/3을 더하는 방법을 알려 줘.",
+        "How do I add the fractions 1/2 and 1/3?",
+    ),
+    "tutor.image": ("사진", "Photo"),
+    "tutor.video": ("영상", "Video"),
+    "tutor.audio": ("음성", "Audio"),
+    "tutor.script": ("대사 (연기 코치: 연기한 문장)", "Script (drama coach: the line performed)"),
+    "tutor.reference": ("참조", "Reference"),
+    "tutor.reference.none": ("없음", "none"),
+    "tutor.reference.dance": ("참조 안무", "Reference dances"),
+    "tutor.reference.voice": ("배우의 음성 참조", "Actor's voice references"),
+    "tutor.language": ("말하는 언어", "Spoken language"),
+    "tutor.language.auto": ("자동", "auto"),
+    "tutor.level": ("수준", "Level"),
+    "tutor.level.beginner": ("초급", "beginner"),
+    "tutor.level.intermediate": ("중급", "intermediate"),
+    "tutor.level.advanced": ("고급", "advanced"),
+    "tutor.submit": ("피드백 받기", "Get feedback"),
+    "tutor.need_input": (
+        "질문을 쓰거나 사진, 영상, 음성 중 하나를 붙이세요.",
+        "Write a question or attach a photo, video or audio.",
+    ),
+    "tutor.sending": ("보내는 중…", "Sending…"),
+    "tutor.queued": (
+        "영상이 길어 작업으로 처리합니다. 끝나면 결과가 나타납니다.",
+        "A long video: it runs as a job, and the result appears when it ends.",
+    ),
+    "tutor.cut": (
+        "결과 없이 스트림이 끊겼습니다. 다시 시도하세요.",
+        "The stream ended without a result; try again.",
+    ),
+    "tutor.progress": ("진행", "Progress"),
+    "tutor.stage.input": ("입력 확인", "input"),
+    "tutor.stage.extract": ("엔진 분석", "extraction"),
+    "tutor.stage.core": ("추론", "reasoning"),
+    "tutor.stage.accelerator": ("답 쓰기", "writing the answer"),
+    "tutor.running": ("진행 중…", "running…"),
+    "tutor.skipped": ("건너뜀", "skipped"),
+    "tutor.answer": ("답", "Answer"),
+    "tutor.strengths": ("잘한 점", "Strengths"),
+    "tutor.fixes": ("고칠 점", "To fix"),
+    "tutor.next": ("다음 연습", "Next exercise"),
+    "tutor.scores": ("점수 (엔진 측정)", "Scores (measured by the engines)"),
+    "tutor.timeline": ("시간별 점수", "Score over time"),
+    "tutor.degraded": ("빠진 신호", "Missing signals"),
+    "tutor.written_by": ("작성", "written by"),
+    "tutor.voice_job": ("음성 피드백 작업", "spoken feedback job"),
+    "tutor.voice": ("요약을 음성으로도 받기", "also speak the summary"),
+    "tutor.at": ("시점", "at"),
+    "tutor.word": ("단어", "word"),
 }
 
 

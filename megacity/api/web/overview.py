@@ -115,10 +115,14 @@ _BREAKER_RANK = {"closed": 0, "half_open": 1, "open": 2}
 def traffic(summary: WindowSummary) -> dict[str, Any]:
     zones: dict[str, dict[str, Any]] = {}
     for (_, _, zone), row in summary.routes.items():
-        z = zones.setdefault(zone, {"zone": zone, "requests": 0, "errors": 0, "rejected": 0})
+        z = zones.setdefault(
+            zone, {"zone": zone, "requests": 0, "errors": 0, "rejected": 0, "tokens": 0}
+        )
         z["requests"] += row.requests
         z["errors"] += row.errors
         z["rejected"] += row.rejected
+        z["tokens"] += row.tokens
+    total = max(summary.total.requests, 1)
     return {
         "span_s": round(summary.span_s, 1),
         "total": _plain(summary.total),
@@ -127,6 +131,11 @@ def traffic(summary: WindowSummary) -> dict[str, Any]:
             for (e, m, z), row in summary.routes.items()
         ],
         "zones": sorted(zones.values(), key=lambda z: -z["requests"]),
+        # busiest first; "share" is of the window's requests (the table's bars)
+        "groups": [
+            {"group": g, "share": round(row.requests / total, 4), **_plain(row)}
+            for g, row in summary.groups.items()
+        ],
         "series": {engine: _plain(s) for engine, s in summary.series.items()},
     }
 

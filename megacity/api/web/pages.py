@@ -14,6 +14,7 @@ from megacity.api.web.session import CsrfFailed, safe_next, set_session
 from megacity.api.web.site import Site
 from megacity.auth.principal import SCOPE_USE, AuthError
 from megacity.config.topology import LOCALES, Engine
+from megacity.pipelines.multimodal import Scenario
 
 router = APIRouter(include_in_schema=False)
 
@@ -121,6 +122,27 @@ async def chat(request: Request) -> Response:
             for z in _zones_with(site, Engine.LLM)
         ],
         strategies=[strategies.get(n) for n in strategies.names()],
+        locales=LOCALES,
+    )
+
+
+@router.get("/demo/tutor")
+async def tutor(request: Request) -> Response:
+    """The multimodal tutor: a question with a photo, video and/or audio → one streamed answer."""
+    site = _site(request)
+    zones = site.services.topology.zones
+    return await _gated(
+        request,
+        "tutor.html",
+        zones=[
+            {
+                "name": z,
+                "locale": zones[z].default_locale,
+                "engines": sorted(e.value for e in zones[z].engines),
+            }
+            for z in _zones_with(site, Engine.LLM)
+        ],
+        scenarios=[s.value for s in Scenario],
         locales=LOCALES,
     )
 
