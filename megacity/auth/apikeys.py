@@ -27,6 +27,7 @@ from megacity.auth.principal import (
     SAFE_NAME,
     InvalidCredentials,
     Principal,
+    parse_group,
     parse_scopes,
     parse_zones,
 )
@@ -70,6 +71,7 @@ class IssuedKey:
     scopes: frozenset[str]
     zones: frozenset[str] | None
     expires_at: datetime | None
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class ApiKeyInfo:
     name: str
     scopes: frozenset[str]
     zones: frozenset[str] | None
+    group: str | None
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -97,14 +100,19 @@ def create_api_key(
     scopes: Collection[str],
     zones: Collection[str] | None,
     ttl_s: float | None = None,
+    group: str | None = None,
 ) -> IssuedKey:
-    """Create and store (its digest only) a key for service `name`; ValueError on bad input."""
+    """Create and store (its digest only) a key for service `name`; ValueError on bad input.
+
+    `group`: the user group the key's requests count under on the dashboard.
+    """
     if not SAFE_NAME.match(name) or len(name) > MAX_NAME:
         raise ValueError(f"name must be 1..{MAX_NAME} of A-Z a-z 0-9 . _ : @ / -")
     if ttl_s is not None and not ttl_s > 0:
         raise ValueError("ttl must be positive")
     wanted_scopes = parse_scopes(scopes)
     wanted_zones = parse_zones(zones)
+    wanted_group = parse_group(group)
     key_id = secrets.token_hex(6)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     key = f"{API_KEY_PREFIX}{key_id}_{secret}"
@@ -120,11 +128,12 @@ def create_api_key(
                 digest=key_digest(key),
                 scopes=" ".join(sorted(wanted_scopes)),
                 zones="" if wanted_zones is None else " ".join(sorted(wanted_zones)),
+                group_name=wanted_group,
                 created_at=created,
                 expires_at=expires,
             )
         )
-    return IssuedKey(key_id, key, name, wanted_scopes, wanted_zones, expires)
+    return IssuedKey(key_id, key, name, wanted_scopes, wanted_zones, expires, wanted_group)
 
 
 def revoke_api_key(db: Database, key_id: str) -> bool:
@@ -155,6 +164,7 @@ def _info(row: ApiKey) -> ApiKeyInfo:
         name=row.name,
         scopes=frozenset(row.scopes.split()),
         zones=frozenset(row.zones.split()) or None,
+        group=row.group_name,
         created_at=row.created_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
@@ -253,6 +263,7 @@ class ApiKeyVerifier:
             zones=info.zones,
             kind="api_key",
             credential_id=key_id,
+            group=info.group,
         )
         return _Verified(principal, info.expires_at, now + self.cache_s)
 

@@ -94,6 +94,11 @@ def _apikey_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     create.add_argument("--scopes", default="ai:use", help="comma-separated (default: ai:use)")
     _zone_args(create, default_all=True)
     create.add_argument("--ttl", help="lifetime: 3600, 30m, 1h, 7d (default: no expiry)")
+    create.add_argument(
+        "--group",
+        help="the user group (a school, a class, a plan) whose usage the dashboard counts "
+        "the key's requests under (default: none, shown as '-')",
+    )
     create.set_defaults(func=_guarded(_apikey_create))
     actions.add_parser("list", help="every key (never the secret)").set_defaults(
         func=_guarded(_apikey_list)
@@ -222,13 +227,14 @@ def _apikey_create(args: argparse.Namespace) -> int:
     ttl = parse_ttl(args.ttl) if args.ttl else None
     zones = _zones(args, default_all=True)
     issued = _with_database(
-        lambda db: create_api_key(db, args.name, _scopes(args.scopes), zones, ttl)
+        lambda db: create_api_key(db, args.name, _scopes(args.scopes), zones, ttl, args.group)
     )
     if issued is None:
         return 1
     where = "every zone" if issued.zones is None else ", ".join(sorted(issued.zones))
+    group = f"; group {issued.group}" if issued.group else ""
     print(
-        f"API key {issued.id} for {issued.name}: {' '.join(sorted(issued.scopes))}; {where};"
+        f"API key {issued.id} for {issued.name}: {' '.join(sorted(issued.scopes))}; {where}{group};"
         " it is shown only now, store it safely",
         file=sys.stderr,
     )
@@ -242,11 +248,13 @@ def _apikey_list(args: argparse.Namespace) -> int:
     found = _with_database(list_api_keys)
     if found is None:
         return 1
-    rows = [("ID", "NAME", "SCOPES", "ZONES", "CREATED", "EXPIRES", "REVOKED", "LAST USED")]
+    rows = [
+        ("ID", "NAME", "SCOPES", "ZONES", "GROUP", "CREATED", "EXPIRES", "REVOKED", "LAST USED")
+    ]
     for k in found:
         zones = "*" if k.zones is None else ",".join(sorted(k.zones))
         when = (_when(t) for t in (k.created_at, k.expires_at, k.revoked_at, k.last_used_at))
-        rows.append((k.id, k.name, ",".join(sorted(k.scopes)), zones, *when))
+        rows.append((k.id, k.name, ",".join(sorted(k.scopes)), zones, k.group or "-", *when))
     _print_table(rows)
     return 0
 

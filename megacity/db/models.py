@@ -230,6 +230,8 @@ class ApiKey(Base):
     digest: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the whole key
     scopes: Mapped[str] = mapped_column(String(256))
     zones: Mapped[str] = mapped_column(String(1024), default="")
+    # The user group its requests count under on the dashboard (a school's LMS…), if any.
+    group_name: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

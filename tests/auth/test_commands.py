@@ -154,6 +154,15 @@ def test_apikey_create_list_revoke(
     with pytest.raises(InvalidCredentials, match="revoked"):
         _verify(db, key)
     assert run("apikey", "create", "--name", "bad name") == 2
+    assert principal.group is None
+    assert run(*argv, "--name", "school-lms", "--group", "school-07") == 0
+    out, err = _out(capsys)
+    assert "group school-07" in err
+    assert _verify(db, out.strip()).group == "school-07"
+    assert run("apikey", "list") == 0
+    assert "school-07" in _out(capsys)[0]
+    assert run(*argv, "--group", "two words") == 2
+    assert "group must be" in _out(capsys)[1]
     db.close()
 
 

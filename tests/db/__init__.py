@@ -1,3 +1,3 @@
 """Database tests."""
 
-HEAD = "0007_scale"  # the newest migration: the revision a fresh database ends at
+HEAD = "0008_api_key_group"  # the newest migration: the revision a fresh database ends at
