@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, kit: AuthKit) -> Iterator[
         "MEGACITY_LIMITS": '{"enabled": false}',
     }
     cluster = start_cluster(tmp, env=env)
+    cluster.extra_env = env
     try:
         yield cluster
     finally:
@@ -331,6 +333,27 @@ def test_the_dashboard_data_shows_usage_by_user_group(cluster: Cluster, kit: Aut
     assert (b["requests"], b["errors"], b["rejected"], b["tokens"]) == (3, 0, 1, 24)
     assert a["p95_ms"] is not None and 0 < a["share"] < 1
     assert "-" in groups  # the other tests' tokens name no group
+    # A service API key names its group the same way (megacity apikey create --group).
+    from megacity.auth.apikeys import create_api_key
+    from megacity.db import Database
+
+    db = Database(f"sqlite:///{Path(cluster.extra_env['MEGACITY_DATA_DIR']) / 'megacity.db'}")
+    db.upgrade()
+    issued = create_api_key(db, "school-lms", ["ai:use"], None, group="school-lms")
+    db.close()
+    resp = httpx.post(
+        f"{cluster.url}/v1/chat/completions",
+        json=body,
+        headers={"X-API-Key": issued.key, "X-User-Id": "learner-9", "X-Zone": "edu"},
+    )
+    assert resp.status_code == 200, resp.text
+    deadline = time.monotonic() + 20
+    lms = None
+    while lms is None and time.monotonic() < deadline:
+        data = httpx.get(f"{cluster.url}/dashboard/data?window=5m", headers=admin).json()
+        lms = {g["group"]: g for g in data["traffic"]["groups"]}.get("school-lms")
+        time.sleep(0 if lms else 0.2)
+    assert lms is not None and (lms["requests"], lms["tokens"]) == (1, 12), data
     with browser(cluster) as client:
         login(client, kit.token("ops", scopes=("ai:admin",)))
         html = client.get("/dashboard?window=5m").text

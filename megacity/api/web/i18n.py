@@ -119,11 +119,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "dash.zones": ("존별 사용량", "Usage by zone"),
     "dash.groups": ("사용자 그룹별 사용량", "Usage by user group"),
     "dash.groups.hint": (
-        "그룹은 토큰의 group 클레임입니다(megacity token issue --group). 그룹이 없는 토큰, API 키, "
-        "인증이 꺼진 요청은 '그룹 없음'으로 셉니다. 토큰 수는 엔진이 usage로 알려 준 LLM 토큰입니다.",
-        "A group is a token's group claim (megacity token issue --group); tokens without one, "
-        "API keys and requests with auth off count as 'no group'. Tokens are the LLM tokens "
-        "the engines reported in usage.",
+        "그룹은 토큰의 group 클레임 또는 API 키의 그룹입니다(megacity token issue --group, "
+        "megacity apikey create --group). 그룹이 없는 자격 증명과 인증이 꺼진 요청은 '그룹 없음'으로 "
+        "셉니다. 토큰 수는 엔진이 usage로 알려 준 LLM 토큰입니다.",
+        "A group is a token's group claim or an API key's group (megacity token issue --group, "
+        "megacity apikey create --group); credentials without one and requests with auth off "
+        "count as 'no group'. Tokens are the LLM tokens the engines reported in usage.",
     ),
     "dash.groups.none": ("그룹 없음", "no group"),
     "dash.failovers": ("페일오버", "Failovers"),
