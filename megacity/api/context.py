@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 from collections.abc import Coroutine
@@ -115,19 +114,33 @@ class ClientGone(Exception):
 
 
 async def until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
-    """Run `work` (the body is already read), cancelling it if the client disconnects first."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    """Run `work` (the body is already read), cancelling it if the client disconnects first.
+
+    The work runs in the request's own task; a watcher task waits for the disconnect and
+    cancels the request's task then (one task per request, not two and an asyncio.wait).
+    """
+    task = asyncio.current_task()
+    if task is None:  # not in a task (never under a server): nothing could cancel it
+        return await work
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await _disconnected(request)
+        gone = True
+        task.cancel()  # closes the upstream connection: the engine stops generating
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            raise ClientGone("client disconnected") from None
+        raise
     finally:
         watcher.cancel()
-    if not task.done():
-        task.cancel()  # closes the upstream connection: the engine stops generating
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        raise ClientGone("client disconnected")
-    return task.result()
+        if gone:
+            task.uncancel()  # the cancellation was ours, and it is handled here
 
 
 async def _disconnected(request: Request) -> None:
