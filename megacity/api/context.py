@@ -24,8 +24,23 @@ def request_id(request: Request) -> str:
     return str(rid) if rid else os.urandom(8).hex()
 
 
-def _header(request: Request, name: str) -> str | None:
-    value = request.headers.get(name)
+_ROUTING_HEADERS = frozenset(
+    (b"x-zone", b"x-locale", b"x-user-id", b"x-region", b"x-prompt-strategy", b"x-session-id")
+)
+
+
+def _routing_headers(request: Request) -> dict[str, str]:
+    """The routing headers' first values, in one pass over the raw headers (the request's
+    Headers would scan them again, and raise inside, for each header looked up)."""
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _ROUTING_HEADERS:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    value = headers.get(name)
     if value is None or value == "":
         return None
     if not _SAFE_VALUE.match(value):
@@ -44,14 +59,15 @@ def routing_context(request: Request) -> RequestContext:
         raise BadRequest(
             "the user id has an invalid value", code="invalid_header", param="X-User-Id"
         )
+    headers = _routing_headers(request)
     return RequestContext(
         request_id=request_id(request),
-        zone=_header(request, "x-zone"),
-        locale=_header(request, "x-locale"),
-        user_id=user if user is not None else _header(request, "x-user-id"),
-        region=_header(request, "x-region"),
-        strategy=_header(request, "x-prompt-strategy"),
-        session_id=_header(request, "x-session-id"),
+        zone=_header(headers, "x-zone"),
+        locale=_header(headers, "x-locale"),
+        user_id=user if user is not None else _header(headers, "x-user-id"),
+        region=_header(headers, "x-region"),
+        strategy=_header(headers, "x-prompt-strategy"),
+        session_id=_header(headers, "x-session-id"),
     )
 
 
