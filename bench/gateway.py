@@ -11,7 +11,7 @@ loop, one thread) for every proxy:
   granian instead of uvicorn.
 
 Prints added latency at c=1, p99 at c=16, req/s at c=16 and c=64, added time to first
-token (streaming, c=1), start-up and idle RSS, then the p99/p50 ratio at c=16 beside
+token (streaming, c=1), start-up, idle RSS and CPU time per request at c=16, then the p99/p50 ratio at c=16 beside
 vllm-router's (the stall check), the streaming relay cost and the routing decision.
 `make bench` installs the anchors (`make bench-tools`). Usage: python bench/gateway.py [--quick]
 """
@@ -95,6 +95,7 @@ class Load:
     rps: float
     p50: float  # ms
     p99: float  # ms
+    requests: int = 0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -117,7 +118,8 @@ def wrk(url: str, headers: dict[str, str], conc: int, seconds: float, tmp: Path)
         raise RuntimeError(f"{url}: non-2xx answers under load:\n{out}")
     pcts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Load(rps, _ms(pcts["50"]), _ms(pcts["99"]))
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Load(rps, _ms(pcts["50"]), _ms(pcts["99"]), total)
 
 
 def _ms(text: str) -> float:
@@ -143,20 +145,45 @@ async def _ttft(url: str, headers: dict[str, str], n: int) -> float:
     return statistics.median(times)
 
 
-def _rss_mib(pid: int) -> float:
-    """Resident memory of a process and its children (nginx workers, router workers)."""
-    total = 0
-    pids = [pid]
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (nginx workers, router workers)."""
+    found, pids = [], [pid]
     while pids:
         p = pids.pop()
+        found.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children."""
+    total = 0
+    for p in _tree(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text()
             total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-            for task in Path(f"/proc/{p}/task").iterdir():
-                pids += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, AttributeError):
             continue
     return total / 1024
+
+
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process and its children have used so far."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total * _TICK_S
 
 
 # --- the proxies -----------------------------------------------------------------------
@@ -265,6 +292,8 @@ def _granian(config: Path, env: dict[str, str], headers: dict[str, str]) -> Prox
 
 # --- the run ---------------------------------------------------------------------------
 
+RUNS = ("nginx", "vllm-router", "megacity", "unsafe", "workers", "granian")
+
 
 @dataclass
 class Row:
@@ -275,6 +304,7 @@ class Row:
     added_ttft: float
     startup_s: float
     rss_mib: float
+    cpu_us: float = 0.0  # the proxy's CPU time per request at c=16 (load-independent)
 
 
 def _measure(proxy: Proxy, base: Row, seconds: float, tmp: Path, zone: str) -> Row:
@@ -283,7 +313,9 @@ def _measure(proxy: Proxy, base: Row, seconds: float, tmp: Path, zone: str) -> R
     rss = _rss_mib(proxy.proc.pid)
     wrk(proxy.url, headers, 16, 1, tmp)  # warm-up: connections, caches
     c1 = wrk(proxy.url, headers, 1, seconds, tmp)
+    cpu0 = _cpu_s(proxy.proc.pid)
     c16 = wrk(proxy.url, headers, 16, seconds, tmp)
+    cpu_us = (_cpu_s(proxy.proc.pid) - cpu0) / max(1, c16.requests) * 1e6
     c64 = wrk(proxy.url, headers, 64, seconds, tmp)
     ttft = asyncio.run(_ttft(proxy.url, headers, 200 if seconds >= 4 else 60))
     return Row(
@@ -294,6 +326,7 @@ def _measure(proxy: Proxy, base: Row, seconds: float, tmp: Path, zone: str) -> R
         ttft - base.added_ttft,
         proxy.startup_s,
         rss,
+        cpu_us,
     )
 
 
@@ -307,7 +340,15 @@ def _anchors_missing() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated subset of {','.join(RUNS)} (the anchors' rows then may be missing)",
+    )
     args = parser.parse_args()
+    only = {name for name in args.only.split(",") if name}
+    if only - set(RUNS):
+        sys.exit(f"--only takes {', '.join(RUNS)}")
     missing = _anchors_missing()
     if missing:
         sys.exit(f"bench/gateway.py needs {', '.join(missing)}: run `make bench-tools` first")
@@ -326,23 +367,25 @@ def main() -> None:
             c1 = wrk(standin.url, base_headers, 1, seconds, tmp)
             ttft = asyncio.run(_ttft(standin.url, base_headers, 200 if seconds >= 4 else 60))
             direct = Row("stand-in direct", c1.p50, c1, c1, ttft, 0.0, 0.0)
-            runs: list[tuple[Callable[[], Proxy], str, str]] = [
-                (lambda: _nginx(standin.url, tmp), "bench", ""),
-                (lambda: _vllm_router(standin.url), "bench", ""),
-                (lambda: _megacity("megacity", config, env, auth), "bench", ""),
-                (
+            runs: dict[str, tuple[Callable[[], Proxy], str, str]] = {
+                "nginx": (lambda: _nginx(standin.url, tmp), "bench", ""),
+                "vllm-router": (lambda: _vllm_router(standin.url), "bench", ""),
+                "megacity": (lambda: _megacity("megacity", config, env, auth), "bench", ""),
+                "unsafe": (
                     lambda: _megacity("megacity", config, env, auth),
                     "bench-unsafe",
                     ", zone safety off",
                 ),
-                (
+                "workers": (
                     lambda: _megacity("megacity", config, env, auth, "--workers", "2"),
                     "bench",
                     ", 2 workers",
                 ),
-                (lambda: _granian(config, env, auth), "bench", ""),
-            ]
-            for start, zone, label in runs:
+                "granian": (lambda: _granian(config, env, auth), "bench", ""),
+            }
+            for key, (start, zone, label) in runs.items():
+                if only and key not in only:
+                    continue
                 proxy = start()
                 try:
                     row = _measure(proxy, direct, seconds, tmp, zone)
@@ -350,11 +393,13 @@ def main() -> None:
                     rows.append(row)
                 finally:
                     proxy.stop()
-            _chunks(standin, config, env, auth, seconds)
+            if not only:
+                _chunks(standin, config, env, auth, seconds)
         finally:
             standin.stop()
     _report(direct, rows)
-    _decision_table()
+    if not only:
+        _decision_table()
 
 
 def _report(direct: Row, rows: list[Row]) -> None:
@@ -370,6 +415,7 @@ def _report(direct: Row, rows: list[Row]) -> None:
             "added TTFT c=1",
             "start-up",
             "RSS idle",
+            "CPU/req c=16",
         ],
         [
             [
@@ -379,6 +425,7 @@ def _report(direct: Row, rows: list[Row]) -> None:
                 f"{direct.c16.rps:,.0f}",
                 "",
                 f"({direct.added_ttft:.2f} ms)",
+                "",
                 "",
                 "",
             ]
@@ -393,11 +440,14 @@ def _report(direct: Row, rows: list[Row]) -> None:
                 f"{r.added_ttft:.2f} ms",
                 f"{r.startup_s:.2f} s",
                 f"{r.rss_mib:.0f} MiB",
+                f"{r.cpu_us:.0f} µs",
             ]
             for r in rows
         ],
     )
     by = {r.name: r for r in rows}
+    if not {"vllm-router", "nginx", "megacity", "megacity, zone safety off"} <= set(by):
+        return  # a subset (--only): no comparison
     anchor, ours = by["vllm-router"], by["megacity"]
     unsafe = by["megacity, zone safety off"]
     print(

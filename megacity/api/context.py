@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 from collections.abc import Coroutine
@@ -25,8 +24,23 @@ def request_id(request: Request) -> str:
     return str(rid) if rid else os.urandom(8).hex()
 
 
-def _header(request: Request, name: str) -> str | None:
-    value = request.headers.get(name)
+_ROUTING_HEADERS = frozenset(
+    (b"x-zone", b"x-locale", b"x-user-id", b"x-region", b"x-prompt-strategy", b"x-session-id")
+)
+
+
+def _routing_headers(request: Request) -> dict[str, str]:
+    """The routing headers' first values, in one pass over the raw headers (the request's
+    Headers would scan them again, and raise inside, for each header looked up)."""
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _ROUTING_HEADERS:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    value = headers.get(name)
     if value is None or value == "":
         return None
     if not _SAFE_VALUE.match(value):
@@ -45,14 +59,15 @@ def routing_context(request: Request) -> RequestContext:
         raise BadRequest(
             "the user id has an invalid value", code="invalid_header", param="X-User-Id"
         )
+    headers = _routing_headers(request)
     return RequestContext(
         request_id=request_id(request),
-        zone=_header(request, "x-zone"),
-        locale=_header(request, "x-locale"),
-        user_id=user if user is not None else _header(request, "x-user-id"),
-        region=_header(request, "x-region"),
-        strategy=_header(request, "x-prompt-strategy"),
-        session_id=_header(request, "x-session-id"),
+        zone=_header(headers, "x-zone"),
+        locale=_header(headers, "x-locale"),
+        user_id=user if user is not None else _header(headers, "x-user-id"),
+        region=_header(headers, "x-region"),
+        strategy=_header(headers, "x-prompt-strategy"),
+        session_id=_header(headers, "x-session-id"),
     )
 
 
@@ -115,19 +130,33 @@ class ClientGone(Exception):
 
 
 async def until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
-    """Run `work` (the body is already read), cancelling it if the client disconnects first."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    """Run `work` (the body is already read), cancelling it if the client disconnects first.
+
+    The work runs in the request's own task; a watcher task waits for the disconnect and
+    cancels the request's task then (one task per request, not two and an asyncio.wait).
+    """
+    task = asyncio.current_task()
+    if task is None:  # not in a task (never under a server): nothing could cancel it
+        return await work
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await _disconnected(request)
+        gone = True
+        task.cancel()  # closes the upstream connection: the engine stops generating
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            raise ClientGone("client disconnected") from None
+        raise
     finally:
         watcher.cancel()
-    if not task.done():
-        task.cancel()  # closes the upstream connection: the engine stops generating
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        raise ClientGone("client disconnected")
-    return task.result()
+        if gone:
+            task.uncancel()  # the cancellation was ours, and it is handled here
 
 
 async def _disconnected(request: Request) -> None:

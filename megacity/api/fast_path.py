@@ -5,13 +5,16 @@ framework adds after them — matching some forty routes, the endpoint machinery
 exception middlewares — is work a chat completion does not need. This middleware, the
 innermost one, answers the two routes itself with the same handler (`openai.route_llm`)
 and the same error envelope; every other request goes on to FastAPI, and the two routes
-stay registered there for the OpenAPI document.
+stay registered there for the OpenAPI document. A streamed answer is relayed without
+Starlette's per-response task group (`relay`).
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from megacity.api.context import ClientGone
@@ -45,4 +48,38 @@ class OpenAIFastPath:
             response = client_gone_response(exc)
         except Exception:
             response = unexpected_response(scope["path"])
-        await response(scope, receive, send)
+        if isinstance(response, StreamingResponse):
+            await relay(response, receive, send)
+        else:
+            await response(scope, receive, send)
+
+
+async def relay(response: StreamingResponse, receive: Receive, send: Send) -> None:
+    """Send a stream as Starlette would (its own headers and chunks), without its task group.
+
+    Starlette runs the stream and a disconnect listener as two tasks of an anyio task
+    group; here the stream runs in the request's own task and one watcher cancels it
+    when the client goes — the relay's `finally` then closes the upstream connection,
+    which makes the engine stop generating.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await response.stream_response(send)
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # cancelled from outside (shutdown): not ours to swallow
+    finally:
+        watcher.cancel()
+        if gone:
+            task.uncancel()

@@ -32,7 +32,7 @@ from megacity.safety.firewall_rules import (
     RULES,
     AttackKind,
 )
-from megacity.safety.normalize import normalize
+from megacity.safety.normalize import any_of, normalize
 
 __all__ = ["AttackKind", "FirewallVerdict", "PromptFirewall"]
 
@@ -70,6 +70,8 @@ class FirewallVerdict:
 
 
 _CLEAN = FirewallVerdict(False, None, 0.0, ())
+_ANY_STEM = any_of((*NEEDED_STEMS, *NEEDED_STEMS_NON_ASCII))  # no stem: no rule can match
+_ANY_DECODE_CUE = any_of(DECODE_CUE_NEEDS)
 
 
 class PromptFirewall:
@@ -115,7 +117,7 @@ class PromptFirewall:
         folded: str | None,
     ) -> None:
         """Add the rules for payloads that decode to an attack, and for decode-and-follow."""
-        cue = any(s in haystack for s in DECODE_CUE_NEEDS) and DECODE_CUE.search(haystack)
+        cue = _ANY_DECODE_CUE.search(haystack) and DECODE_CUE.search(haystack)
         if cue:
             weights["encoded.decode_instruction"] = (AttackKind.ENCODED_PAYLOAD, _DECODE_CUE_ALONE)
         for decoded in decode_candidates(text, folded=folded):
@@ -156,6 +158,8 @@ def _haystack(text: str) -> tuple[str, str]:
 
 def _fire(haystack: str) -> dict[str, tuple[AttackKind, float]]:
     """Rule id → (kind, weight) for every rule that matches ``haystack``."""
+    if _ANY_STEM.search(haystack) is None:
+        return {}
     present = {stem for stem in NEEDED_STEMS if stem in haystack}
     if not haystack.isascii():
         present.update(stem for stem in NEEDED_STEMS_NON_ASCII if stem in haystack)

@@ -18,6 +18,8 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
+from megacity.safety.normalize import any_of
+
 __all__ = ["MAX_BLOB_CHARS", "MAX_CANDIDATES", "Decoded", "decode_candidates"]
 
 MAX_CANDIDATES = 6
@@ -43,6 +45,7 @@ _ROT13_STEMS = tuple(
         "disregard", "pretend", "filter", "censor", "jailbr", "guideline", "previous", "decode",
     )
 )  # fmt: skip
+_ANY_ROT13_STEM = any_of(_ROT13_STEMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ def decode_candidates(text: str, *, folded: str | None = None) -> list[Decoded]:
     _collect_tokens(text, found)
     _collect_escapes(text, found)
     if folded is not None:
-        if any(stem in folded for stem in _ROT13_STEMS):
+        if _ANY_ROT13_STEM.search(folded):
             found.append(Decoded("rot13", codecs.encode(folded[:MAX_BLOB_CHARS], "rot13")))
         if _BACKWARDS_CUE.search(folded):
             found.append(Decoded("reversed", folded[:MAX_BLOB_CHARS][::-1]))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from megacity.safety.lexicon import ENTRIES, NEEDED_STEMS, NEEDED_STEMS_NON_ASCII, Category
-from megacity.safety.normalize import normalize
+from megacity.safety.normalize import any_of, normalize
 
 __all__ = [
     "HELP_RESOURCES",
@@ -59,6 +59,8 @@ _META_WORDS = (
 )  # fmt: skip
 _QUOTES = ("'", '"', "‘", "“", "「", "『")
 _SHORT_QUOTE = re.compile(r"(?<!\w)['\"‘“「『][^'\"‘’“”「」『』\n]{1,40}['\"’”」』](?![a-z0-9])")
+_ANY_STEM = any_of((*NEEDED_STEMS, *NEEDED_STEMS_NON_ASCII))  # no stem: no entry can match
+_CATEGORIES = tuple(Category)  # iterating the enum itself costs µs on every request
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +87,10 @@ class ModerationError(RuntimeError):
 def _result(
     scores: Mapping[Category, float], reasons: Sequence[str], threshold: float
 ) -> ModerationResult:
-    full = {category: round(scores.get(category, 0.0), 4) for category in Category}
-    flagged = sorted((c for c in Category if full[c] >= threshold), key=lambda c: -full[c])
+    if not scores:  # the common case, a clean text: every score 0, nothing flagged
+        return ModerationResult(False, (), dict.fromkeys(_CATEGORIES, 0.0), tuple(reasons))
+    full = {category: round(scores.get(category, 0.0), 4) for category in _CATEGORIES}
+    flagged = sorted((c for c in _CATEGORIES if full[c] >= threshold), key=lambda c: -full[c])
     return ModerationResult(bool(flagged), tuple(flagged), full, tuple(reasons))
 
 
@@ -101,6 +105,8 @@ class LexiconModerator:
     def classify(self, text: str) -> ModerationResult:
         """Moderate ``text`` synchronously (tens of µs for a short message)."""
         haystack = _haystack(text)
+        if _ANY_STEM.search(haystack) is None:
+            return _result({}, (), self.threshold)
         present = {stem for stem in NEEDED_STEMS if stem in haystack}
         if not haystack.isascii():
             present.update(stem for stem in NEEDED_STEMS_NON_ASCII if stem in haystack)

@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["NormalizedText", "compose_jamo", "initials", "normalize"]
+__all__ = ["NormalizedText", "any_of", "compose_jamo", "initials", "normalize"]
 
 # Compatibility jamo (U+3131..U+3163), in the order of the syllable formula's tables.
 _CHOSEONG = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
@@ -145,6 +145,32 @@ def normalize(text: str) -> NormalizedText:
     jamo = not ascii_only and _HAS_JAMO_CONSONANT.search(leet)
     words = _JAMO_WORD.findall(leet) if jamo else []
     return NormalizedText(base, collapsed, leet, " ".join(initials(w) for w in words))
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def any_of(stems: Iterable[str]) -> re.Pattern[str]:
+    """A pattern whose ``search(text)`` finds one of ``stems`` in ``text`` iff any occurs.
+
+    The same answer as ``any(stem in text for stem in stems)``, in one pass of the regex
+    engine instead of one Python step per stem: the stems are compiled as a trie, and a
+    stem that another one starts with is enough on its own (only presence is asked).
+    """
+    trie: _Trie = {}
+    for stem in stems:
+        node = trie
+        for char in stem:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a stem ends here
+
+    def branch(node: _Trie) -> str:
+        if "" in node:
+            return ""
+        alts = [re.escape(char) + branch(child) for char, child in sorted(node.items())]
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return re.compile(branch(trie) if trie else "(?!)")
 
 
 def initials(text: str) -> str:

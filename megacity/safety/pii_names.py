@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from megacity.safety.normalize import any_of
+
 # The ~120 most common Korean surnames; two-syllable ones are tried first.
 _COMPOUND_SURNAMES = ("남궁", "황보", "제갈", "선우", "독고", "서문", "사공", "동방")
 _SURNAMES = (
@@ -97,6 +99,8 @@ _CUE_GATE = (
     "contact",
 )
 _GREETING_GATE = ("hi ", "hi,", "hello", "hey", "thank")
+# One regex pass each instead of a Python step per word (this runs on every prompt).
+_ANY_GREETING, _ANY_TITLE, _ANY_CUE = map(any_of, (_GREETING_GATE, _TITLE_GATE, _CUE_GATE))
 # "Hi Tom," / "Thanks, Anna!": a greeting counts only when a comma or "!" closes the name.
 EN_GREETING_NAME = re.compile(
     r"\b(?:[Hh]i|[Hh]ello|[Hh]ey|[Tt]hanks|[Tt]hank you),?\s+(" + _EN_NAME + r")(?=\s*[,!])"
@@ -148,11 +152,11 @@ def english_name_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     lower = text.lower()
     patterns = []
-    if any(word in lower for word in _GREETING_GATE):
+    if _ANY_GREETING.search(lower):
         patterns.append(EN_GREETING_NAME)
-    if any(title in text for title in _TITLE_GATE):
+    if _ANY_TITLE.search(text):
         patterns.append(EN_TITLE_NAME)
-    if any(cue in lower for cue in _CUE_GATE):
+    if _ANY_CUE.search(lower):
         patterns.append(EN_CUE_NAME)
     for pattern in patterns:
         for m in pattern.finditer(text):
