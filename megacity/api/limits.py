@@ -1,8 +1,10 @@
 """Per-request rate limits and abuse blocks, after authentication and before routing.
 
-Every authenticated request takes one token from its caller's bucket, its zone's bucket
-and, on an engine route, that engine's bucket (all or none: a refused request costs
-nothing). A caller the abuse detector blocked gets 429 with the reason until the block
+Every authenticated request takes one token from its caller's bucket and, on an engine
+route, from its zone's bucket and that engine's (all or none: a refused request costs
+nothing). The zone's bucket guards the zone's share of the engines, so an operator's
+calls, job polling and the dashboard never spend it (nor lock an admin out when a zone is
+busy). A caller the abuse detector blocked gets 429 with the reason until the block
 ends. LLM tokens per minute are the LLM guard's (megacity.pipelines.guard), which sees
 the prompt.
 
@@ -119,7 +121,7 @@ class LimitMiddleware:
         rate = self.user_rate if named else self.service_rate
         if rate is not None:
             buckets.append(Bucket(f"user:{user}:requests", rate))
-        if self.zone_rate is not None and zone:
+        if self.zone_rate is not None and zone and engine is not None:
             buckets.append(Bucket(f"zone:{zone}:requests", self.zone_rate))
         if engine is not None and (engine_rate := self.engine_rates.get(engine)) is not None:
             buckets.append(Bucket(f"engine:{engine.value}:requests", engine_rate))

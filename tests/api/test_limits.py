@@ -221,6 +221,12 @@ def test_a_concurrent_burst_gets_exactly_the_zone_limit(router: Router) -> None:
     assert len(statuses) == 30
     assert statuses.count(200) == 10, statuses
     assert statuses.count(429) == 20, statuses
+    # The zone's share of the engines is spent, not the zone: calls that use no engine
+    # (the model list here, an admin's, job polling, the dashboard) still answer.
+    subject = _subject("browser")
+    headers = {**router.kit.headers(subject, zones=(zone,)), "X-Zone": zone}
+    listed = httpx.get(f"{router.url}/v1/models", headers=headers, timeout=10)
+    assert listed.status_code == 200, listed.text
 
 
 def _service_key(router: Router, zone: str) -> str:
