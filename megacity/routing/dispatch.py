@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
-from megacity.engines.openai_http import OpenAIHTTPClient, UpstreamFailure
+from megacity.engines.openai_http import OpenAIHTTPClient, UpstreamFailure, UpstreamResponse
 from megacity.errors import MegaCityError, UpstreamError, UpstreamTimeout
 from megacity.observability.metrics import Metrics
 from megacity.routing.balancer import Balancer, Lease
@@ -197,7 +197,7 @@ class Dispatcher:
             self._balancer.settle(lease, req.route.prompt_tokens, usage)
 
     async def _relay(
-        self, lease: Lease, resp: aiohttp.ClientResponse, req: Admission
+        self, lease: Lease, resp: UpstreamResponse, req: Admission
     ) -> AsyncIterator[bytes]:
         """Relay SSE bytes as they come, whole events only, so an error event lands cleanly."""
         outcome: bool | None = None
@@ -248,7 +248,7 @@ def stream_error_event(message: str, code: str) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\ndata: [DONE]\n\n"
 
 
-async def _read_error(resp: aiohttp.ClientResponse) -> str:
+async def _read_error(resp: UpstreamResponse) -> str:
     try:
         data = await resp.content.read(_MAX_ERROR_BODY)
     except (aiohttp.ClientError, TimeoutError, OSError):
