@@ -64,14 +64,18 @@ class PgServer:
         args += ["-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data}"]
         for setting in settings:
             args += ["-c", setting]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, user=self.user, cwd=self.data.parent
-            )
         deadline = time.monotonic() + START_S
+        self.proc = self._spawn(args)
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"postgres exited: {self.output()[-2000:]}")
+                # After a kill, a child of the old postmaster may still hold its shared
+                # memory for a moment: PostgreSQL refuses to start until it has gone.
+                busy = "pre-existing shared memory block" in self.output()[-600:]
+                if not busy or time.monotonic() > deadline:
+                    raise RuntimeError(f"postgres exited: {self.output()[-2000:]}")
+                time.sleep(0.2)
+                self.proc = self._spawn(args)
+                continue
             try:
                 with psycopg.connect(self.url, connect_timeout=2):
                     return self
@@ -80,6 +84,18 @@ class PgServer:
                     raise TimeoutError(f"postgres not ready: {self.output()[-2000:]}") from None
                 time.sleep(0.1)
 
+    def _spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
+        with open(self.log, "ab") as out:
+            # Its own process group: kill() takes the postmaster and its children at once.
+            return subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                user=self.user,
+                cwd=self.data.parent,
+                start_new_session=True,
+            )
+
     def sql(self, statement: str) -> Any:
         with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
             cursor = conn.execute(statement)
@@ -87,9 +103,10 @@ class PgServer:
         return row[0] if row else None
 
     def kill(self) -> None:
-        """SIGKILL, as a crashed machine would go."""
+        """SIGKILL to the postmaster and its children, as a crashed machine would go."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
 
     def stop(self) -> None:
