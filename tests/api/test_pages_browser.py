@@ -277,6 +277,23 @@ def test_a_voice_upload_highlights_the_misspoken_word(page: Any, site: Site) -> 
     screenshot(page, "10-voice")
 
 
+def test_the_voice_and_tutor_pages_record_from_the_microphone(page: Any, site: Site) -> None:
+    """Chromium's fake microphone through the pages' shared recorder (MegaCity.recorder)."""
+    for path, start, stop, player in (
+        ("/demo/voice", "#voice-record", "#voice-stop", "#voice-audio"),
+        ("/demo/tutor", "#tutor-record", "#tutor-record-stop", "#tutor-recording"),
+    ):
+        page.goto(f"{site.url}{path}")
+        page.click(start)
+        until(lambda s=stop: page.is_enabled(s), f"{path}: recording started", 30)
+        assert page.is_disabled(start)
+        page.wait_for_timeout(500)  # some audio to record
+        page.click(stop)
+        until(lambda p=player: page.is_visible(p), f"{path}: the recording in the player", 30)
+        assert (page.get_attribute(player, "src") or "").startswith("blob:")
+        assert page.is_enabled(start) and page.is_disabled(stop)
+
+
 def test_a_dance_analysis_shows_the_heatmap(page: Any, site: Site) -> None:
     reference = site.tmp / "reference.mp4"
     attempt = site.tmp / "attempt.mp4"

@@ -39,5 +39,36 @@
     return node;
   }
 
-  window.MegaCity = { csrf: csrf, api: api, el: el, text: text };
+  // A microphone recorder behind a start and a stop button: `say(key, detail)` reports
+  // "recording" / "no-mic" in the page's words; `done(blob, fileName)` gets the recording.
+  function recorder(startButton, stopButton, say, done) {
+    var active = null;
+    async function start() {
+      if (!navigator.mediaDevices || !window.MediaRecorder) { say("no-mic"); return; }
+      var stream;
+      try { stream = await navigator.mediaDevices.getUserMedia({ audio: true }); }
+      catch (e) { say("no-mic", e.message); return; }
+      var chunks = [];
+      var current = active = new MediaRecorder(stream);
+      current.ondataavailable = function (e) { if (e.data.size) chunks.push(e.data); };
+      current.onstop = function () {
+        stream.getTracks().forEach(function (t) { t.stop(); });
+        var type = current.mimeType || "audio/webm";
+        done(new Blob(chunks, { type: type }), type.indexOf("ogg") >= 0 ? "recording.ogg" : "recording.webm");
+      };
+      current.start();
+      startButton.disabled = true;
+      stopButton.disabled = false;
+      say("recording");
+    }
+    function stop() {
+      if (active && active.state !== "inactive") active.stop();
+      startButton.disabled = false;
+      stopButton.disabled = true;
+    }
+    startButton.addEventListener("click", start);
+    stopButton.addEventListener("click", stop);
+  }
+
+  window.MegaCity = { csrf: csrf, api: api, el: el, text: text, recorder: recorder };
 })();

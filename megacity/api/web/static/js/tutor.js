@@ -8,7 +8,6 @@
   var $ = function (id) { return document.getElementById(id); };
   var PATH = "/api/v1/ai/multimodal";
   var recording = null;  // the recorded audio, as a Blob
-  var recorder = null;
   var controller = null;
   var loadedRefs = {};   // "dance" / "voice" → true once the list is in the select
   var timeline = null;
@@ -16,6 +15,7 @@
 
   function i18n(key) { return $("tutor-i18n").getAttribute("data-" + key) || key; }
   function status(message) { M.text($("tutor-status"), message); }
+  function say(key, detail) { status(i18n(key) + (detail ? " " + detail : "")); }
 
   function showError(message) {
     var box = $("tutor-error");
@@ -28,35 +28,6 @@
   function zoneChanged() {
     var option = $("tutor-zone").selectedOptions[0];
     M.text($("tutor-engines"), option ? i18n("engines") + ": " + option.getAttribute("data-engines") : "");
-  }
-
-  async function record() {
-    if (!navigator.mediaDevices || !window.MediaRecorder) { status(i18n("no-mic")); return; }
-    var stream;
-    try { stream = await navigator.mediaDevices.getUserMedia({ audio: true }); }
-    catch (e) { status(i18n("no-mic") + " " + e.message); return; }
-    var chunks = [];
-    recorder = new MediaRecorder(stream);
-    recorder.ondataavailable = function (e) { if (e.data.size) chunks.push(e.data); };
-    recorder.onstop = function () {
-      stream.getTracks().forEach(function (t) { t.stop(); });
-      recording = new Blob(chunks, { type: recorder.mimeType || "audio/webm" });
-      var player = $("tutor-recording");
-      if (player.src) URL.revokeObjectURL(player.src);
-      player.src = URL.createObjectURL(recording);
-      player.hidden = false;
-      status("");
-    };
-    recorder.start();
-    $("tutor-record").disabled = true;
-    $("tutor-record-stop").disabled = false;
-    status(i18n("recording"));
-  }
-
-  function stopRecording() {
-    if (recorder && recorder.state !== "inactive") recorder.stop();
-    $("tutor-record").disabled = false;
-    $("tutor-record-stop").disabled = true;
   }
 
   // The stored references the scenario can use, fetched the first time it is chosen.
@@ -351,8 +322,14 @@
   document.addEventListener("DOMContentLoaded", function () {
     $("tutor-form").addEventListener("submit", submit);
     $("tutor-stop").addEventListener("click", function () { if (controller) controller.abort(); });
-    $("tutor-record").addEventListener("click", record);
-    $("tutor-record-stop").addEventListener("click", stopRecording);
+    M.recorder($("tutor-record"), $("tutor-record-stop"), say, function (blob) {
+      recording = blob;
+      var player = $("tutor-recording");
+      if (player.src) URL.revokeObjectURL(player.src);
+      player.src = URL.createObjectURL(blob);
+      player.hidden = false;
+      status("");
+    });
     $("tutor-audio").addEventListener("change", function () { recording = null; $("tutor-recording").hidden = true; });
     $("tutor-zone").addEventListener("change", function () {
       zoneChanged();

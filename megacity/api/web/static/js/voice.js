@@ -6,11 +6,11 @@
   var $ = function (id) { return document.getElementById(id); };
   var audio = null;      // the recording or uploaded file, as a Blob
   var audioName = "recording.webm";
-  var recorder = null;
   var stopAt = null;
 
   function i18n(key) { return $("voice-i18n").getAttribute("data-" + key) || key; }
   function status(message) { M.text($("voice-status"), message); }
+  function say(key, detail) { status(i18n(key) + (detail ? " " + detail : "")); }
 
   function useAudio(blob, name) {
     audio = blob;
@@ -19,32 +19,6 @@
     if (player.src) URL.revokeObjectURL(player.src);
     player.src = URL.createObjectURL(blob);
     player.hidden = false;
-  }
-
-  async function record() {
-    if (!navigator.mediaDevices || !window.MediaRecorder) { status(i18n("no-mic")); return; }
-    var stream;
-    try { stream = await navigator.mediaDevices.getUserMedia({ audio: true }); }
-    catch (e) { status(i18n("no-mic") + " " + e.message); return; }
-    var chunks = [];
-    recorder = new MediaRecorder(stream);
-    recorder.ondataavailable = function (e) { if (e.data.size) chunks.push(e.data); };
-    recorder.onstop = function () {
-      stream.getTracks().forEach(function (t) { t.stop(); });
-      var type = recorder.mimeType || "audio/webm";
-      useAudio(new Blob(chunks, { type: type }), type.indexOf("ogg") >= 0 ? "recording.ogg" : "recording.webm");
-      status("");
-    };
-    recorder.start();
-    $("voice-record").disabled = true;
-    $("voice-stop").disabled = false;
-    status(i18n("recording"));
-  }
-
-  function stop() {
-    if (recorder && recorder.state !== "inactive") recorder.stop();
-    $("voice-record").disabled = false;
-    $("voice-stop").disabled = true;
   }
 
   function band(word) {
@@ -144,8 +118,10 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    $("voice-record").addEventListener("click", record);
-    $("voice-stop").addEventListener("click", stop);
+    M.recorder($("voice-record"), $("voice-stop"), say, function (blob, name) {
+      useAudio(blob, name);
+      status("");
+    });
     $("voice-file").addEventListener("change", function (e) {
       var file = e.target.files[0];
       if (file) useAudio(file, file.name);
